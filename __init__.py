@@ -1,0 +1,40 @@
+"""Frameweaver: inbetweening, style propagation and looping for the Video Sequence Editor.
+
+Scripting (for ``blender -b file.blend -P script.py``)::
+
+    import bl_ext.user_default.frameweaver as frameweaver
+    strip = frameweaver.generate_inbetweens(bpy.context.scene, model="rife-v4.25")
+"""
+import bpy
+
+from .operators import cancel_job, install_torch, probe_devices
+from .operators import generate_inbetweens as inbetween_operator
+from .operators.inbetween import generate_inbetweens  # scripting API
+from .ui import menus, panel, preferences, settings
+
+CLASSES = (
+    preferences.FRAMEWEAVER_AddonPreferences,
+    settings.FrameweaverSceneSettings,
+    probe_devices.FRAMEWEAVER_OT_probe_devices,
+    install_torch.FRAMEWEAVER_OT_install_torch,
+    cancel_job.SEQUENCER_OT_frameweaver_cancel_job,
+    inbetween_operator.SEQUENCER_OT_frameweaver_generate_inbetweens,
+    panel.SEQUENCER_PT_frameweaver,
+    panel.SEQUENCER_PT_frameweaver_inbetween,
+)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.frameweaver = bpy.props.PointerProperty(type=settings.FrameweaverSceneSettings)
+    menus.register()
+    bpy.types.STATUSBAR_HT_header.append(panel.draw_status_bar)
+
+
+def unregister():
+    bpy.types.STATUSBAR_HT_header.remove(panel.draw_status_bar)
+    menus.unregister()
+    del bpy.types.Scene.frameweaver
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,151 @@
+"""One weights resolver for every feature.
+
+A file is looked for first in the user's local weights folder (offline
+studios), then in the Hugging Face cache, downloading only when online access
+is allowed. Every file is checked against its pinned sha256. Legacy pickles
+are read only with ``torch.load(weights_only=True)`` and cached as
+safetensors; arbitrary Python objects are never unpickled.
+
+This module imports torch and huggingface_hub lazily, so Blender's side can
+read the registry (names, sizes, where to put files) without them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    name: str  # our key, also the sub-folder in the local weights folder
+    repo_id: str
+    filename: str
+    revision: str
+    sha256: str
+    license: str
+    size: int  # bytes, shown before a download
+
+    def url(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}/resolve/{self.revision}/{self.filename}"
+
+
+# Revisions: the sha256 is the binding pin (it is the published checkpoint's
+# own hash, checked on every load). The mirrors' commit ids could not be read
+# from our offline build machines, so "main" stands until they are recorded.
+REGISTRY: dict[str, WeightsFile] = {
+    entry.name: entry
+    for entry in (
+        WeightsFile(
+            name="rife-v4.25", repo_id="Upsampler/rife-4-25", filename="flownet.pkl", revision="main",
+            sha256="1195a2f0de8fcc06228590670c15cee18e27dd4f562864bf10454bed6f1e9c44",
+            license="MIT", size=24_623_147,
+        ),
+        WeightsFile(
+            name="rife-hdv3", repo_id="AlexWortega/RIFE", filename="flownet.pkl", revision="main",
+            sha256="fe854fc8996547c953f732aaa3b78cae76cc0a12833ae856ea0749c4c570d7d8",
+            license="MIT", size=12_186_817,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Where weights live; Blender's preferences fill this for the worker."""
+
+    cache_dir: str  # Hugging Face cache (blobs/refs/snapshots)
+    local_dir: str  # hand-placed files: <local_dir>/<name>/<filename>
+    online: bool = False  # mirrors bpy.app.online_access
+    token: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class WeightsUnavailable(FileNotFoundError):
+    pass
+
+
+class WeightsRejected(ValueError):
+    """The file exists but is not what the registry pins, or holds more than tensors."""
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def local_path(entry: WeightsFile, settings: HubSettings) -> str:
+    return os.path.join(settings.local_dir, entry.name, entry.filename)
+
+
+def _verified(path: str, entry: WeightsFile) -> str:
+    actual = sha256_of(path)
+    if actual != entry.sha256:
+        raise WeightsRejected(
+            f"Weights file {path} does not match the pinned checksum for '{entry.name}' "
+            f"(sha256 {actual[:12]}…, expected {entry.sha256[:12]}…). Delete it and fetch it again."
+        )
+    return path
+
+
+def resolve(entry: WeightsFile, settings: HubSettings) -> str:
+    """Path of a verified copy of ``entry``; downloads only when ``settings.online``."""
+    placed = local_path(entry, settings)
+    if os.path.isfile(placed):
+        return _verified(placed, entry)
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        path = hf_hub_download(
+            entry.repo_id, entry.filename, revision=entry.revision, cache_dir=settings.cache_dir,
+            local_files_only=not settings.online, token=settings.token or None,
+        )
+    except (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError, OSError) as error:
+        why = "online access is off" if not settings.online else f"the download failed ({error})"
+        raise WeightsUnavailable(
+            f"Weights '{entry.name}' ({entry.filename}, {entry.size / 1e6:.1f} MB, {entry.license}) "
+            f"are not available: {why}. Allow online access (Preferences > System), or download "
+            f"{entry.url()} and save it as {placed}"
+        ) from error
+    return _verified(path, entry)
+
+
+def load_tensors(path: str, converted_dir: str) -> dict:
+    """Tensors of a safetensors file, or of a legacy pickle converted once to safetensors."""
+    from safetensors.torch import load_file, save_file
+
+    if path.endswith(".safetensors"):
+        return load_file(path)
+    converted = os.path.join(converted_dir, f"{sha256_of(path)}.safetensors")
+    if os.path.isfile(converted):
+        return load_file(converted)
+    import pickle
+
+    import torch
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise WeightsRejected(
+            f"Refused to load {path}: it is not a plain dictionary of tensors ({error}). "
+            "Only tensor checkpoints are accepted; arbitrary pickled objects are never loaded."
+        ) from error
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise WeightsRejected(f"Refused to load {path}: expected a dictionary of tensors")
+    tensors = {k: v.contiguous() for k, v in raw.items()}
+    os.makedirs(converted_dir, exist_ok=True)
+    partial = f"{converted}.partial-{os.getpid()}"
+    save_file(tensors, partial)
+    os.replace(partial, converted)  # the name is content-addressed, so replacing is safe
+    return tensors
+
+
+def load_state_dict(name: str, settings: HubSettings) -> dict:
+    entry = REGISTRY[name]
+    return load_tensors(resolve(entry, settings), os.path.join(settings.cache_dir, "converted"))

@@ -1,0 +1,133 @@
+"""Worker task ``inbetween``: write keyframes and the frames between them, in order.
+
+The network only estimates motion (flow and blend mask) from an 8-bit-like
+view of the RGB channels; the frame is then synthesised by warping the
+original pixels. So alpha is warped with the same flow, and 16-bit and float
+EXR data keep their precision and colour space (see docs/COLOR.md).
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..imageio import ImageFormat, read_image, write_image
+from ..worker import TaskError
+
+LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
+
+
+def output_format(key_format: ImageFormat) -> ImageFormat:
+    """Same format as the keyframes, except lossy files, which become PNG rather than lose more."""
+    if key_format.extension in LOSSY_EXTENSIONS:
+        return ImageFormat(".png", "uint8", key_format.channels)
+    return key_format
+
+
+def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device)  # (1, C, H, W)
+
+
+def to_pixels(frame: torch.Tensor) -> np.ndarray:
+    return frame[0].permute(1, 2, 0).float().cpu().numpy()  # (H, W, C)
+
+
+def motion_view(frame: torch.Tensor, is_float: bool) -> torch.Tensor:
+    """The (1, 3, H, W) image the flow network sees: display-referred RGB in [0, 1]."""
+    colour = frame[:, :3] if frame.shape[1] >= 3 else frame[:, :1].expand(-1, 3, -1, -1)
+    if is_float:  # scene-linear EXR: encode like sRGB so motion is estimated on what people see
+        colour = torch.where(colour <= 0.0031308, colour * 12.92, 1.055 * colour.clamp(min=1e-8) ** (1 / 2.4) - 0.055)
+    return colour.clamp(0.0, 1.0)
+
+
+class Blend:
+    """Cross-fade: the no-network baseline (and a valid choice for dissolves)."""
+
+    def __call__(self, key_a: torch.Tensor, key_b: torch.Tensor, t: float, is_float: bool) -> torch.Tensor:
+        return key_a * (1.0 - t) + key_b * t
+
+
+class FlowModel:
+    """A RIFE-family network: estimate motion on RGB, warp every channel with it."""
+
+    def __init__(self, interpolator, flow_scale: float):
+        self.interpolator = interpolator
+        self.flow_scale = flow_scale
+
+    def __call__(self, key_a: torch.Tensor, key_b: torch.Tensor, t: float, is_float: bool) -> torch.Tensor:
+        net_dtype = self.interpolator.dtype
+        view_a = motion_view(key_a, is_float).to(net_dtype)
+        view_b = motion_view(key_b, is_float).to(net_dtype)
+        flow, mask = self.interpolator.estimate(view_a, view_b, t, flow_scale=self.flow_scale)
+        return self.interpolator.synthesize(key_a, key_b, flow.float(), mask.float())
+
+
+def load_model(params: dict, ctx):
+    name = params["model"]
+    if name == "blend":
+        return Blend()
+    from .. import hub
+    from .models import Interpolator, state_dict_from_checkpoint
+
+    if params.get("weights_file"):
+        cache = os.path.join(os.path.dirname(os.path.abspath(params["weights_file"])), ".frameweaver-converted")
+        raw = hub.load_tensors(params["weights_file"], cache)
+    else:
+        raw = hub.load_state_dict(name, hub.HubSettings(**params["hub"]))
+    interpolator = Interpolator(name, state_dict_from_checkpoint(name, raw), ctx.device, half=ctx.half)
+    return FlowModel(interpolator, flow_scale=auto_flow_scale(params))
+
+
+def auto_flow_scale(params: dict) -> float:
+    """User's flow scale, or 0.5 at 2K and above (large motion, and a quarter of the memory)."""
+    scale = float(params.get("flow_scale", 0.0))
+    if scale > 0:
+        return scale
+    return 0.5 if max(params.get("size", (0, 0))) >= 2048 else 1.0
+
+
+def run(params: dict, ctx) -> tuple[list[str], dict]:
+    keys: list[str] = params["keys"]
+    frames: list[list] = params["frames"]  # [key_a, key_b, t] per output frame; t == 0 is key_a itself
+    out_dir, prefix = params["output_dir"], params.get("prefix", "frame")
+    if len(keys) < 2:
+        raise TaskError("Select at least two keyframe image strips")
+
+    @lru_cache(maxsize=3)
+    def key(index: int) -> tuple[torch.Tensor, ImageFormat]:
+        pixels, fmt = read_image(keys[index])
+        return to_tensor(pixels, ctx.device), fmt
+
+    first, first_format = key(0)
+    height, width = first.shape[-2:]
+    for index in range(1, len(keys)):  # check every key before writing anything
+        other, fmt = key(index)
+        if other.shape[-2:] != first.shape[-2:] and not params.get("fit_sizes"):
+            raise TaskError(
+                f"Keyframe {os.path.basename(keys[index])} is {other.shape[-1]}x{other.shape[-2]} but the first "
+                f"is {width}x{height}. Enable 'Fit to First Keyframe' to resize it."
+            )
+
+    def fitted(index: int) -> torch.Tensor:
+        frame = key(index)[0]
+        frame = frame[:, : first.shape[1]] if frame.shape[1] >= first.shape[1] else torch.cat(
+            [frame, torch.ones_like(frame[:, :1]).expand(-1, first.shape[1] - frame.shape[1], -1, -1)], 1)
+        if frame.shape[-2:] != (height, width):
+            frame = torch.nn.functional.interpolate(frame, size=(height, width), mode="bilinear", align_corners=False)
+        return frame
+
+    fmt = output_format(first_format)
+    params = {**params, "size": (width, height)}
+    ctx.progress(0.0, f"Loading {params['model']}")
+    model = load_model(params, ctx)
+    outputs = []
+    with torch.inference_mode():
+        for number, (a, b, t) in enumerate(frames, start=1):
+            frame = fitted(a) if t == 0 else model(fitted(a), fitted(b), float(t), fmt.is_float)
+            path = os.path.join(out_dir, f"{prefix}_{number:04d}{fmt.extension}")
+            write_image(path, to_pixels(frame), fmt)
+            outputs.append(path)
+            ctx.progress(number / len(frames), f"Frame {number} of {len(frames)}", preview=path)
+    return outputs, {"width": width, "height": height, "format": fmt.extension, "pixel_type": fmt.pixel_type}

@@ -1,0 +1,1 @@
+"""Blender operators and the Blender-side job machinery. Never imports torch."""

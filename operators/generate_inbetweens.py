@@ -1,0 +1,40 @@
+"""Sequencer > Strip > Generate Inbetweens."""
+import bpy
+
+from . import compat, inbetween
+from .job_runner import JobModalMixin
+
+
+class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Operator):
+    bl_idname = "sequencer.frameweaver_generate_inbetweens"
+    bl_label = "Generate Inbetweens"
+    bl_description = "Generate the frames between the selected keyframe image strips as one new strip"
+    bl_options = {"REGISTER", "UNDO"}
+
+    model: bpy.props.EnumProperty(name="Model", items=inbetween.MODELS, default="rife-v4.25")
+    mode: bpy.props.EnumProperty(
+        name="Frames",
+        items=[
+            ("GAPS", "Fill Gaps", "Generate the empty frames between consecutive keyframes"),
+            ("COUNT", "Fixed Count", "Generate a set number of frames after each keyframe"),
+        ],
+        default="GAPS",
+    )
+    count: bpy.props.IntProperty(name="Inbetweens", description="Frames between each pair of keyframes",
+                                 default=3, min=1, max=255)
+    fit_sizes: bpy.props.BoolProperty(name="Fit to First Keyframe",
+                                      description="Resize keyframes of another size to the first one's size")
+    flow_scale: bpy.props.FloatProperty(
+        name="Flow Scale", description="Resolution motion is estimated at; 0 is automatic (0.5 at 2K and above, "
+        "better for large motion and memory)", default=0.0, min=0.0, max=1.0)
+
+    @classmethod
+    def poll(cls, context):
+        scene = compat.sequencer_scene(context)
+        return scene is not None and scene.sequence_editor is not None
+
+    def prepare(self, context):
+        return inbetween.prepare(
+            compat.sequencer_scene(context), model=self.model, mode=self.mode, count=self.count,
+            fit_sizes=self.fit_sizes, flow_scale=self.flow_scale, context=context,
+        )

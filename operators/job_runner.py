@@ -1,0 +1,165 @@
+"""Running worker jobs for a scene: synchronously (scripts, ``blender -b``) or from a modal operator.
+
+A feature prepares a ``SceneJob``: the worker job, the folder it writes to,
+and a ``finish`` step that turns the outputs into a strip. Failure or cancel
+removes the folder and touches nothing else, so no half-made strip remains.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import bpy
+
+from . import jobs, strip_io
+from ..ui.preferences import addon_preferences, extension_dir
+
+
+class JobFailed(RuntimeError):
+    pass
+
+
+def worker_runtime(context=None) -> jobs.WorkerRuntime:
+    prefs = addon_preferences(context or bpy.context)
+    python = bpy.path.abspath(prefs.python_path) if prefs and prefs.python_path else sys.executable
+    return jobs.WorkerRuntime(
+        python=python,
+        extra_paths=(extension_dir("deps"),),
+        device=prefs.device.lower() if prefs else "auto",
+        half=bool(prefs.use_half) if prefs else False,
+    )
+
+
+def hub_settings(context=None) -> dict:
+    """Where the worker finds weights, and whether it may download them."""
+    prefs = addon_preferences(context or bpy.context)
+    cache = bpy.path.abspath(prefs.cache_dir) if prefs and prefs.cache_dir else extension_dir("hub")
+    local = bpy.path.abspath(prefs.local_weights_dir) if prefs and prefs.local_weights_dir else extension_dir("weights")
+    return {"cache_dir": cache, "local_dir": local, "online": bool(bpy.app.online_access),
+            "token": (prefs.hf_token or None) if prefs else None}
+
+
+@dataclass
+class SceneJob:
+    scene: bpy.types.Scene
+    job: jobs.Job
+    folder: str
+    folder_is_temporary: bool
+    finish: Callable[[jobs.Job], object]  # outputs -> the new strip
+
+    def complete(self):
+        """Build the result after a successful job; on any error, leave nothing behind."""
+        jobs.release(self.scene.as_pointer(), self.job)
+        if self.job.state != jobs.Job.DONE:
+            strip_io.discard_job_folder(self.folder)
+            if self.job.state == jobs.Job.CANCELLED:
+                raise JobFailed(f"{self.job.title}: cancelled; nothing was changed")
+            raise JobFailed(f"{self.job.title} failed: {self.job.error}")
+        try:
+            return self.finish(self.job)
+        except Exception:
+            strip_io.discard_job_folder(self.folder)
+            raise
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def where(self) -> str:
+        kind = "a temporary folder (save the .blend to keep results beside it)" if self.folder_is_temporary else "folder"
+        return f"Frames written to {kind}: {self.folder}"
+
+
+def start(scene, task: str, params: dict, title: str, folder: str, temporary: bool, finish, context=None) -> SceneJob:
+    """Start ``task`` for ``scene``, refusing while another job runs in that scene."""
+    runtime = worker_runtime(context)
+    try:
+        job = jobs.claim(scene.as_pointer(), lambda: jobs.Job(task, params, runtime, title))
+    except (jobs.JobBusyError, OSError):
+        strip_io.discard_job_folder(folder)
+        raise
+    return SceneJob(scene, job, folder, temporary, finish)
+
+
+def run_sync(scene_job: SceneJob, on_progress=None):
+    """Run to the end and return the new strip (``blender -b`` and scripts)."""
+    scene_job.job.run_to_end(on_progress)
+    return scene_job.complete()
+
+
+def print_progress(job: jobs.Job) -> None:
+    """Console progress for batch runs: one line whenever the message changes."""
+    if getattr(job, "_printed", None) != job.message:
+        job._printed = job.message
+        print(f"[Frameweaver] {job.title}: {job.fraction * 100:5.1f}% {job.message}", file=sys.stderr)
+
+
+class JobModalMixin:
+    """Thin UI shell: start in ``invoke``, poll on a timer, finish once done.
+
+    Background mode never runs modal operators, so ``execute`` runs the same
+    job to the end synchronously.
+    """
+
+    def prepare(self, context) -> SceneJob:
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            scene_job = self.prepare(context)
+            strip = run_sync(scene_job, print_progress)
+        except Exception as error:  # the user sees every failure as a message, never a traceback
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Created '{strip.name}'. {scene_job.where()}")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        try:
+            self._scene_job = self.prepare(context)
+        except Exception as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.2, window=context.window)
+        wm.progress_begin(0, 100)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        scene_job = self._scene_job
+        if event.type == "ESC":
+            scene_job.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        running = scene_job.job.poll()
+        context.window_manager.progress_update(int(scene_job.job.fraction * 100))
+        for area in context.screen.areas:
+            if area.type == "SEQUENCE_EDITOR":
+                area.tag_redraw()
+        if running:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        try:
+            strip = scene_job.complete()
+        except Exception as error:
+            self.report({"WARNING"} if scene_job.job.state == jobs.Job.CANCELLED else {"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Created '{strip.name}'. {scene_job.where()}")
+        return {"FINISHED"}
+
+
+def follow(job: jobs.Job, on_end: Callable[[jobs.Job], None]) -> None:
+    """Call ``on_end`` once ``job`` ends: polled by a timer in the UI, at once in background mode."""
+    if bpy.app.background:
+        on_end(job.run_to_end())
+        return
+
+    def tick():
+        if job.poll():
+            return 0.25
+        on_end(job)
+        return None
+
+    bpy.app.timers.register(tick, first_interval=0.25)

@@ -1,0 +1,157 @@
+"""Frames in and out of the Sequencer: the files behind strips, and new result strips."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+
+import bpy
+
+from . import compat
+
+
+class StripInputError(ValueError):
+    """The selection cannot be used; the message says why, for the user."""
+
+
+def image_path(strip, element) -> str:
+    return os.path.normpath(bpy.path.abspath(os.path.join(strip.directory, element.filename), library=strip.id_data.library))
+
+
+def image_frames(strip) -> list[tuple[int, str]]:
+    """(scene frame, file) for every frame an IMAGE strip shows, in timeline order."""
+    if strip.type != "IMAGE":
+        raise StripInputError(f"'{strip.name}' is a {strip.type.lower()} strip, not an image strip")
+    frames = []
+    for frame in range(compat.left_handle(strip), compat.right_handle(strip)):
+        element = strip.strip_elem_from_frame(frame)
+        if element is not None:
+            frames.append((frame, image_path(strip, element)))
+    return frames
+
+
+def key_image(strip) -> str:
+    """The file of a keyframe strip: the image it shows at its first frame, which must exist."""
+    frames = image_frames(strip)
+    if not frames:
+        raise StripInputError(f"'{strip.name}' shows no image")
+    path = frames[0][1]
+    if not os.path.isfile(path):
+        raise StripInputError(f"The image of '{strip.name}' is missing: {path}")
+    return path
+
+
+def movie_frames(strip, folder: str) -> list[tuple[int, str]]:
+    """Render the frames a MOVIE strip shows to 16-bit PNGs in ``folder`` (timeline order).
+
+    OpenImageIO in the worker cannot decode movies, so Blender's own decoder
+    does it, through a throwaway scene that holds only this movie.
+    """
+    if strip.type != "MOVIE":
+        raise StripInputError(f"'{strip.name}' is a {strip.type.lower()} strip, not a movie strip")
+    path = bpy.path.abspath(strip.filepath)
+    if not os.path.isfile(path):
+        raise StripInputError(f"The movie of '{strip.name}' is missing: {path}")
+    source = strip.id_data
+    scene = bpy.data.scenes.new("Frameweaver movie extract")
+    try:
+        editor = scene.sequence_editor_create()
+        movie = compat.strips(editor).new_movie(name="extract", filepath=path, channel=1, frame_start=strip.frame_start)
+        first, end = compat.left_handle(strip), compat.right_handle(strip)
+        render = scene.render
+        render.fps, render.fps_base = source.render.fps, source.render.fps_base
+        element = movie.elements[0] if len(movie.elements) else None
+        width = element.orig_width if element and element.orig_width else source.render.resolution_x
+        height = element.orig_height if element and element.orig_height else source.render.resolution_y
+        render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+        render.use_sequencer = True
+        scene.view_settings.view_transform = "Standard"  # no AgX tone mapping on plain footage
+        settings = render.image_settings
+        settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "16"
+        frames = []
+        for frame in range(first, end):
+            scene.frame_set(frame)
+            out = os.path.join(folder, f"movie_{frame:06d}.png")
+            render.filepath = out
+            bpy.ops.render.render(write_still=True, scene=scene.name)
+            frames.append((frame, out))
+        return frames
+    finally:
+        bpy.data.scenes.remove(scene)
+
+
+def output_root(chosen: str = "") -> tuple[str, bool]:
+    """The chosen folder, else ``//frameweaver`` beside the saved .blend, else a temp folder.
+
+    Also says whether the folder is temporary (the user is told so).
+    """
+    if chosen:
+        return bpy.path.abspath(chosen), False
+    if bpy.data.filepath:
+        return bpy.path.abspath("//frameweaver"), False
+    return os.path.join(tempfile.gettempdir(), "frameweaver"), True
+
+
+def new_job_folder(root: str, job_name: str) -> str:
+    """Create a fresh, empty folder ``root/<job_name>[_N]``; never reuse an existing one."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", job_name).strip("._") or "job"
+    try:
+        os.makedirs(root, exist_ok=True)
+        for suffix in range(1, 10000):
+            folder = os.path.join(root, safe if suffix == 1 else f"{safe}_{suffix}")
+            try:
+                os.mkdir(folder)
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as error:
+        raise StripInputError(
+            f"Cannot write generated frames to {root}: {error.strerror or error}. "
+            "Save the .blend somewhere writable, or choose another output folder."
+        ) from error
+    raise StripInputError(f"Too many earlier results in {root}; clean some up")
+
+
+def discard_job_folder(folder: str) -> None:
+    """Remove a folder this job created, after a failure or a cancel."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def free_channel(editor, frame_start: int, frame_end: int, above: int) -> int:
+    """Lowest channel above ``above`` with nothing in [frame_start, frame_end)."""
+    busy = {
+        s.channel for s in compat.strips(editor)
+        if compat.left_handle(s) < frame_end and compat.right_handle(s) > frame_start
+    }
+    channel = above + 1
+    while channel in busy:
+        channel += 1
+    if channel > 128:
+        raise StripInputError("No free channel above the selected strips")
+    return channel
+
+
+def add_image_sequence(scene, name: str, files: list[str], channel: int, frame_start: int):
+    """One new image-sequence strip showing ``files`` (one per frame), selected and active.
+
+    Files must share a folder. If anything fails midway, the half-made strip is removed.
+    """
+    editor = scene.sequence_editor_create()
+    folder = os.path.dirname(files[0])
+    strip = compat.strips(editor).new_image(name=name, filepath=files[0], channel=channel, frame_start=frame_start)
+    try:
+        for path in files[1:]:
+            if os.path.dirname(path) != folder:
+                raise StripInputError("Generated frames must share one folder")
+            strip.elements.append(os.path.basename(path))
+        if bpy.data.filepath:
+            strip.directory = bpy.path.relpath(folder) + os.sep
+        for other in compat.selected_strips(scene):
+            other.select = False
+        strip.select = True
+        editor.active_strip = strip
+    except Exception:
+        compat.strips(editor).remove(strip)
+        raise
+    return strip

@@ -1,0 +1,35 @@
+"""Registration, menus, preferences and panels on real Blender."""
+import addon_utils
+import bpy
+
+from conftest import MODULE
+
+
+def test_operators_and_panels_registered(fw):
+    assert hasattr(bpy.ops.sequencer, "frameweaver_generate_inbetweens")
+    assert hasattr(bpy.ops.sequencer, "frameweaver_cancel_job")
+    assert hasattr(bpy.ops.frameweaver, "install_torch")
+    assert hasattr(bpy.types, "SEQUENCER_PT_frameweaver_inbetween")
+    assert bpy.context.scene.frameweaver.inbetween_model == "rife-v4.25"
+
+
+def test_strip_menu_and_context_menu_hooked(fw):
+    for menu in ("SEQUENCER_MT_strip", "SEQUENCER_MT_context_menu"):
+        draw_funcs = getattr(bpy.types, menu)._dyn_ui_initialize()
+        assert fw.ui.menus.draw_strip_menu in draw_funcs
+
+
+def test_preferences_defaults(fw):
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    assert prefs.device == "AUTO" and prefs.use_half
+    assert fw.ui.preferences.addon_preferences(bpy.context) == prefs
+    assert prefs.bl_rna.properties["hf_token"].subtype == "PASSWORD"
+
+
+def test_disable_enable_cycles(fw):
+    for _ in range(3):
+        addon_utils.disable(MODULE, default_set=True)
+        assert not hasattr(bpy.types, "SEQUENCER_PT_frameweaver")
+        addon_utils.enable(MODULE, default_set=True, handle_error=None)
+        assert hasattr(bpy.types, "SEQUENCER_PT_frameweaver")
+    assert hasattr(bpy.types.Scene, "frameweaver")

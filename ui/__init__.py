@@ -1,0 +1,1 @@
+"""Blender UI: preferences, the N-panel, menus. Never imports torch."""

@@ -1,0 +1,83 @@
+"""Add-on preferences: compute device, precision, PyTorch install, weights folders, Hub token."""
+import os
+
+import bpy
+
+ROOT_PACKAGE = __package__.rpartition(".")[0]  # "bl_ext.<repo>.frameweaver"
+
+
+def addon_preferences(context):
+    addon = context.preferences.addons.get(ROOT_PACKAGE)
+    return addon.preferences if addon else None
+
+
+def extension_dir(name: str) -> str:
+    """A folder in the user's extension data, which survives extension upgrades."""
+    return bpy.utils.extension_path_user(ROOT_PACKAGE, path=name, create=True)
+
+
+class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ROOT_PACKAGE
+
+    device: bpy.props.EnumProperty(
+        name="Device",
+        items=[
+            ("AUTO", "Auto", "CUDA if present, else Apple MPS, else the CPU"),
+            ("CUDA", "CUDA", "An NVIDIA GPU"),
+            ("MPS", "Apple MPS", "The GPU of an Apple silicon Mac"),
+            ("CPU", "CPU", "Slow but always available"),
+        ],
+        default="AUTO",
+    )
+    use_half: bpy.props.BoolProperty(
+        name="Half Precision (fp16)",
+        description="Faster and half the GPU memory on CUDA; ignored on the CPU",
+        default=True,
+    )
+    python_path: bpy.props.StringProperty(
+        name="Worker Python",
+        description="Optional: a Python that already has PyTorch (studio installs). Empty uses Blender's own",
+        subtype="FILE_PATH",
+    )
+    cache_dir: bpy.props.StringProperty(
+        name="Model Cache",
+        description="Where downloaded weights are kept. Empty uses the extension's user folder",
+        subtype="DIR_PATH",
+    )
+    local_weights_dir: bpy.props.StringProperty(
+        name="Local Weights",
+        description="Offline studios: put <model>/<file> here and it is used without any download",
+        subtype="DIR_PATH",
+    )
+    hf_token: bpy.props.StringProperty(
+        name="Hugging Face Token", description="Only needed for gated or private repositories", subtype="PASSWORD",
+    )
+    probe_result: bpy.props.StringProperty(name="Devices found", default="Not probed yet")
+    install_status: bpy.props.StringProperty(name="Install status", default="")
+
+    def draw(self, context):
+        from ..operators import install_torch
+
+        layout = self.layout
+        col = layout.column(heading="Compute")
+        col.prop(self, "device")
+        col.prop(self, "use_half")
+        row = col.row()
+        row.label(text=self.probe_result, icon="INFO")
+        row.operator("frameweaver.probe_devices", icon="FILE_REFRESH")
+
+        box = layout.box()
+        box.label(text="PyTorch", icon="SCRIPT")
+        box.prop(self, "python_path")
+        box.operator("frameweaver.install_torch", icon="IMPORT")
+        if self.install_status:
+            box.label(text=self.install_status)
+        if not bpy.app.online_access:
+            box.label(text="Online access is off (Preferences > System). Install by hand with:", icon="ERROR")
+            box.label(text=" ".join(install_torch.pip_command(install_torch.detect_build())))
+
+        col = layout.column(heading="Weights")
+        col.prop(self, "cache_dir")
+        col.prop(self, "local_weights_dir")
+        col.label(text=f"Default local folder: {os.path.join(extension_dir('weights'), '<model>', '<file>')}")
+        col.prop(self, "hf_token")
