@@ -57,7 +57,7 @@ def movie_frames(strip, folder: str) -> list[tuple[int, str]]:
     scene = bpy.data.scenes.new("Frameweaver movie extract")
     try:
         editor = scene.sequence_editor_create()
-        movie = compat.strips(editor).new_movie(name="extract", filepath=path, channel=1, frame_start=strip.frame_start)
+        movie = compat.strips(editor).new_movie(name="extract", filepath=path, channel=1, frame_start=round(strip.frame_start))
         first, end = compat.left_handle(strip), compat.right_handle(strip)
         render = scene.render
         render.fps, render.fps_base = source.render.fps, source.render.fps_base
@@ -69,14 +69,11 @@ def movie_frames(strip, folder: str) -> list[tuple[int, str]]:
         scene.view_settings.view_transform = "Standard"  # no AgX tone mapping on plain footage
         settings = render.image_settings
         settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "16"
-        frames = []
-        for frame in range(first, end):
-            scene.frame_set(frame)
-            out = os.path.join(folder, f"movie_{frame:06d}.png")
-            render.filepath = out
-            bpy.ops.render.render(write_still=True, scene=scene.name)
-            frames.append((frame, out))
-        return frames
+        # An animation render: a still render of a scene that is not the context's comes out black.
+        scene.frame_start, scene.frame_end = first, end - 1
+        render.filepath = os.path.join(folder, "movie_######")
+        bpy.ops.render.render(animation=True, scene=scene.name)
+        return [(frame, render.frame_path(frame=frame)) for frame in range(first, end)]
     finally:
         bpy.data.scenes.remove(scene)
 
