@@ -3,6 +3,7 @@
 Packages go into the extension's user folder, which survives upgrades and is
 put on the path of the worker process only; Blender's own Python is untouched.
 """
+import importlib.util
 import os
 import platform
 import shutil
@@ -17,6 +18,9 @@ TORCH_VERSION = "2.13.0"  # the version our tests run on
 TORCH_INDEX = "https://download.pytorch.org/whl/{build}"
 CUDA_BUILD = "cu128"
 WORKER_PACKAGES = ["safetensors>=0.4", "huggingface-hub>=0.24"]
+# Blender 5.0+ bundles OpenImageIO's Python bindings; older Pythons get the official wheel.
+if importlib.util.find_spec("OpenImageIO") is None:
+    WORKER_PACKAGES.append("OpenImageIO>=2.5")
 
 
 def detect_build() -> str:

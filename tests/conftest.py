@@ -6,37 +6,24 @@ touch ~/.config/blender, and the Hub is offline for the whole session.
 import importlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-EXTENSION_ID = "frameweaver"
-DEV_REPO = "dev_src"
-
-os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="frameweaver-blender-user-")
-os.environ["HF_HUB_OFFLINE"] = "1"
 sys.path.insert(0, str(ROOT))  # the ``nn`` package, as the worker and command lines see it
+sys.path.insert(0, str(ROOT / "scripts"))
 
-import bpy  # noqa: E402  (must come first: it puts Blender's own modules on the path)
-import addon_utils  # noqa: E402
+from dev_extension import MODULE, isolate_user_folder, load_extension_from_source  # noqa: E402
 
-MODULE = f"bl_ext.{DEV_REPO}.{EXTENSION_ID}"
+isolate_user_folder()
+os.environ["HF_HUB_OFFLINE"] = "1"
 
-
-def _load_extension_from_source():
-    # Blender names an extension after its folder, so link the checkout as "frameweaver".
-    repo_dir = Path(tempfile.mkdtemp(prefix="frameweaver-dev-repo-"))
-    (repo_dir / EXTENSION_ID).symlink_to(ROOT, target_is_directory=True)
-    bpy.context.preferences.extensions.repos.new(
-        name=DEV_REPO, module=DEV_REPO, custom_directory=str(repo_dir), source="USER")
-    addon_utils.enable(MODULE, default_set=True, handle_error=None)
-    return importlib.import_module(MODULE)
+import bpy  # noqa: E402
 
 
-FRAMEWEAVER = _load_extension_from_source()
+FRAMEWEAVER = load_extension_from_source()
 
 
 def needs_shared():

@@ -11,8 +11,11 @@ import bpy
 import numpy as np
 import pytest
 
+from conftest import FRAMEWEAVER
 from helpers import add_key_strips, write_keyframes
 from nn.imageio import ImageFormat, read_image
+
+compat = FRAMEWEAVER.operators.compat
 
 
 def run_operator(seq_ctx, scene, **options):
@@ -21,7 +24,7 @@ def run_operator(seq_ctx, scene, **options):
 
 
 def strip_names(scene):
-    return sorted(s.name for s in scene.sequence_editor.strips_all)
+    return sorted(s.name for s in compat.all_strips(scene.sequence_editor))
 
 
 def frameweaver_dir(tmp_path):
@@ -33,12 +36,12 @@ def test_operator_fills_gap_with_one_selected_strip(scene, seq_ctx, tmp_path):
     add_key_strips(scene, keys, starts=[1, 5])
     assert run_operator(seq_ctx, scene) == {"FINISHED"}
 
-    new = [s for s in scene.sequence_editor.strips_all if s.channel == 2]
+    new = [s for s in compat.all_strips(scene.sequence_editor) if s.channel == 2]
     assert len(new) == 1
     strip = new[0]
-    assert (strip.frame_final_start, strip.frame_final_end) == (1, 6)
+    assert (compat.left_handle(strip), compat.right_handle(strip)) == (1, 6)
     assert strip.select and scene.sequence_editor.active_strip == strip
-    assert all(not s.select for s in scene.sequence_editor.strips_all if s != strip)
+    assert all(not s.select for s in compat.all_strips(scene.sequence_editor) if s != strip)
     files = [os.path.join(bpy.path.abspath(strip.directory), e.filename) for e in strip.elements]
     assert len(files) == 5 and all(f.startswith(str(frameweaver_dir(tmp_path))) for f in files)
 
@@ -57,9 +60,9 @@ def test_undo_removes_the_strip(scene, seq_ctx, tmp_path):
     assert run_operator(seq_ctx, scene) == {"FINISHED"}
     # Headless Blender skips the undo push that the UI makes for an UNDO operator; make it here.
     bpy.ops.ed.undo_push(message="Generate Inbetweens")
-    assert len(bpy.context.scene.sequence_editor.strips_all) == 3
+    assert len(compat.all_strips(bpy.context.scene.sequence_editor)) == 3
     bpy.ops.ed.undo()
-    assert len(bpy.context.scene.sequence_editor.strips_all) == 2
+    assert len(compat.all_strips(bpy.context.scene.sequence_editor)) == 2
 
 
 @pytest.mark.parametrize("fmt", [ImageFormat(".png", "uint16", 4), ImageFormat(".exr", "half", 4),
@@ -95,9 +98,9 @@ def assert_unchanged(scene, names_before, tmp_path):
 
 def test_wrong_strip_type_is_refused(scene, seq_ctx, tmp_path):
     add_key_strips(scene, write_keyframes(str(tmp_path)), starts=[1, 5])
-    color = scene.sequence_editor.strips.new_effect(name="Solid", type="COLOR", channel=3, frame_start=1, length=4) \
-        if bpy.app.version >= (4, 4) else scene.sequence_editor.sequences.new_effect(
-            name="Solid", type="COLOR", channel=3, frame_start=1, frame_end=5)
+    length = {"length": 4} if bpy.app.version >= (4, 4) else {"frame_end": 5}  # 4.4 renamed the argument
+    color = compat.strips(scene.sequence_editor).new_effect(name="Solid", type="COLOR", channel=3, frame_start=1,
+                                                            **length)
     color.select = True
     before = strip_names(scene)
     with pytest.raises(RuntimeError, match="Only image strips can be keyframes; 'Solid' is a color strip"):
