@@ -13,10 +13,10 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="framewe
 import bpy  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "keyframes")
-POSES = [  # (ball x, ball z, ball turn, box x)
-    (-2.2, 0.6, 0.0, 1.8),
-    (0.0, 1.8, 0.9, 0.9),
-    (2.2, 0.6, 1.8, 0.0),
+POSES = [  # (ball x, ball z, ball turn, box x): about 35 px of motion per key at 480x270
+    (-0.5, 0.6, 0.0, 0.6),
+    (0.0, 0.95, 0.5, 0.3),
+    (0.5, 0.6, 1.0, 0.0),
 ]
 
 

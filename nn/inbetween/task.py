@@ -71,11 +71,11 @@ def load_model(params: dict, ctx):
     from .. import hub
     from .models import Interpolator, state_dict_from_checkpoint
 
-    if params.get("weights_file"):
-        cache = os.path.join(os.path.dirname(os.path.abspath(params["weights_file"])), ".frameweaver-converted")
-        raw = hub.load_tensors(params["weights_file"], cache)
+    settings = hub.HubSettings(**params["hub"])
+    if params.get("weights_file"):  # a user's own file: read it, never write beside it
+        raw = hub.load_tensors(params["weights_file"], os.path.join(settings.cache_dir, "converted"))
     else:
-        raw = hub.load_state_dict(name, hub.HubSettings(**params["hub"]))
+        raw = hub.load_state_dict(name, settings)
     interpolator = Interpolator(name, state_dict_from_checkpoint(name, raw), ctx.device, half=ctx.half)
     return FlowModel(interpolator, flow_scale=auto_flow_scale(params))
 

@@ -1,0 +1,68 @@
+"""Command line, no Blender needed:
+
+    python -m nn.inbetween A.png B.png --times 0.25 0.5 0.75 --model rife-v4.25 --out DIR
+
+Writes DIR/<stem of A>_t0.250.png (same format and depth as A; JPEG becomes PNG).
+Weights come from --weights FILE, else --weights-dir/<model>/<file>, else the Hub cache.
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+from ..device import pick_device, use_half
+from ..imageio import read_image, write_image
+from ..worker import TaskContext
+from .task import load_model, output_format, to_pixels, to_tensor
+
+DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "hub")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m nn.inbetween", description=__doc__.split("\n\n")[0])
+    parser.add_argument("first")
+    parser.add_argument("second")
+    parser.add_argument("--times", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--model", default="rife-v4.25", choices=["rife-v4.25", "rife-hdv3", "blend"])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--weights", help="a local checkpoint (.safetensors, or a legacy .pkl/.pth of tensors)")
+    parser.add_argument("--weights-dir", default="", help="folder holding <model>/<file>, used before the Hub")
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    parser.add_argument("--offline", action="store_true", help="never download")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    parser.add_argument("--half", action="store_true", help="fp16 on CUDA")
+    parser.add_argument("--flow-scale", type=float, default=0.0, help="0: automatic (0.5 at 2K and above)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if any(not 0.0 < t < 1.0 for t in args.times):
+        sys.exit("--times must lie strictly between 0 and 1")
+    first, fmt = read_image(args.first)
+    second, _ = read_image(args.second)
+    if first.shape != second.shape:
+        sys.exit(f"The images differ in size or channels: {first.shape} and {second.shape}")
+    device = pick_device(args.device)
+    ctx = TaskContext(device, use_half(device, args.half))
+    params = {
+        "model": args.model, "weights_file": args.weights, "flow_scale": args.flow_scale,
+        "size": (first.shape[1], first.shape[0]),
+        "hub": {"cache_dir": args.cache_dir, "local_dir": args.weights_dir, "online": not args.offline},
+    }
+    model = load_model(params, ctx)
+    out_fmt = output_format(fmt)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(args.first))[0]
+    key_a, key_b = to_tensor(first, device), to_tensor(second, device)
+    with torch.inference_mode():
+        for t in args.times:
+            path = os.path.join(args.out, f"{stem}_t{t:.3f}{out_fmt.extension}")
+            write_image(path, to_pixels(model(key_a, key_b, t, out_fmt.is_float)), out_fmt)
+            print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
