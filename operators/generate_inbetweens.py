@@ -24,9 +24,8 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
                                  default=3, min=1, max=255)
     fit_sizes: bpy.props.BoolProperty(name="Fit to First Keyframe",
                                       description="Resize keyframes of another size to the first one's size")
-    flow_scale: bpy.props.FloatProperty(
-        name="Flow Scale", description="Resolution motion is estimated at; 0 is automatic (0.5 at 2K and above, "
-        "better for large motion and memory)", default=0.0, min=0.0, max=1.0)
+    flow_scale: bpy.props.EnumProperty(name="Flow Scale", items=inbetween.FLOW_SCALES, default="0",
+                                       description="Resolution motion is estimated at")
 
     @classmethod
     def poll(cls, context):
@@ -36,5 +35,5 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
     def prepare(self, context):
         return inbetween.prepare(
             compat.sequencer_scene(context), model=self.model, mode=self.mode, count=self.count,
-            fit_sizes=self.fit_sizes, flow_scale=self.flow_scale, context=context,
+            fit_sizes=self.fit_sizes, flow_scale=float(self.flow_scale), context=context,
         )

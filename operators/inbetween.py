@@ -8,6 +8,13 @@ from dataclasses import dataclass
 
 from . import compat, job_runner, strip_io
 
+FLOW_SCALES = [
+    ("0", "Auto", "Full resolution below 2K, half at 2K and above"),
+    ("1.0", "Full", "Estimate motion at full resolution"),
+    ("0.5", "Half", "Half resolution: better for large motion, a quarter of the memory"),
+    ("0.25", "Quarter", "Quarter resolution: very large motion, 4K and 8K"),
+]
+
 MODELS = [
     ("rife-v4.25", "RIFE 4.25", "Practical-RIFE 4.25: any in-between time; best on real footage"),
     ("rife-hdv3", "RIFE HDv3", "ECCV2022-RIFE HDv3: sharp on clean renders; odd times by bisection"),

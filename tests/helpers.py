@@ -16,7 +16,7 @@ def gradient_image(height=48, width=64, channels=4, shift=0.0):
     if channels > 2:
         image[..., 2] = 0.5 + 0.5 * np.cos((x - shift + y) / 9.0)
     if channels == 4:
-        image[..., 3] = np.clip((x - shift) / width + 0.2, 0, 1)
+        image[..., 3] = 0.5 + 0.5 * np.cos((x - shift) / 7.0)  # non-linear, so a fade differs from a move
     return image
 
 

@@ -1,7 +1,7 @@
 """Per-scene options shown in the N-panel and passed to the operators."""
 import bpy
 
-from ..operators.inbetween import MODELS
+from ..operators.inbetween import FLOW_SCALES, MODELS
 
 
 class FrameweaverSceneSettings(bpy.types.PropertyGroup):
@@ -14,5 +14,4 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     )
     inbetween_count: bpy.props.IntProperty(name="Inbetweens", default=3, min=1, max=255)
     fit_sizes: bpy.props.BoolProperty(name="Fit to First Keyframe")
-    flow_scale: bpy.props.FloatProperty(name="Flow Scale", default=0.0, min=0.0, max=1.0,
-                                        description="0 is automatic (0.5 at 2K and above)")
+    flow_scale: bpy.props.EnumProperty(name="Flow Scale", items=FLOW_SCALES, default="0")

@@ -3,7 +3,7 @@
 The network only estimates motion (flow and blend mask) from an 8-bit-like
 view of the RGB channels; the frame is then synthesised by warping the
 original pixels. So alpha is warped with the same flow, and 16-bit and float
-EXR data keep their precision and colour space (see docs/COLOR.md).
+EXR data keep their precision and colour space (README, "Depth and alpha").
 """
 from __future__ import annotations
 
@@ -57,11 +57,10 @@ class FlowModel:
         self.flow_scale = flow_scale
 
     def __call__(self, key_a: torch.Tensor, key_b: torch.Tensor, t: float, is_float: bool) -> torch.Tensor:
-        net_dtype = self.interpolator.dtype
-        view_a = motion_view(key_a, is_float).to(net_dtype)
-        view_b = motion_view(key_b, is_float).to(net_dtype)
-        flow, mask = self.interpolator.estimate(view_a, view_b, t, flow_scale=self.flow_scale)
-        return self.interpolator.synthesize(key_a, key_b, flow.float(), mask.float())
+        # The interpolator estimates motion on the first three channels and warps all of them, so
+        # the motion view goes first and the real pixels ride along (also through HDv3's bisection).
+        views = [torch.cat([motion_view(key, is_float), key], 1) for key in (key_a, key_b)]
+        return self.interpolator(views[0], views[1], t, flow_scale=self.flow_scale)[:, 3:]
 
 
 def load_model(params: dict, ctx):

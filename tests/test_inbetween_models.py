@@ -1,0 +1,46 @@
+"""Generate Inbetweens with the real RIFE checkpoints, through the operator, worker and weights resolver.
+
+The reference checkpoints in ../shared/weights sit in the <model>/<file> layout of the
+"Local Weights" preference, so they are used exactly as an offline studio would.
+"""
+import os
+
+import bpy
+import numpy as np
+import pytest
+
+from conftest import MODULE, SHARED, needs_shared
+from helpers import add_key_strips, write_keyframes
+from nn.imageio import ImageFormat, read_image
+
+pytestmark = needs_shared()
+
+
+@pytest.fixture
+def local_weights():
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.local_weights_dir = str(SHARED / "weights")
+    yield
+    prefs.local_weights_dir = ""
+
+
+@pytest.mark.parametrize("model", ["rife-v4.25", "rife-hdv3"])
+def test_rife_inbetweens_move_content_and_alpha(scene, seq_ctx, tmp_path, local_weights, model):
+    # Content shifts 8 px per key; gap of 3 frames -> t = 0.25, 0.5, 0.75 (HDv3 by bisection).
+    keys = write_keyframes(str(tmp_path), fmt=ImageFormat(".png", "uint16", 4), size=(96, 128), step=8.0)
+    add_key_strips(scene, keys, starts=[1, 5])
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_generate_inbetweens(model=model) == {"FINISHED"}
+    strip = scene.sequence_editor.active_strip
+    folder = bpy.path.abspath(strip.directory)
+    middle, fmt = read_image(os.path.join(folder, strip.elements[2].filename))
+    assert fmt == ImageFormat(".png", "uint16", 4)
+    from helpers import gradient_image
+    truth = gradient_image(96, 128, 4, shift=4.0)  # the true halfway picture
+    blend = (read_image(keys[0])[0] + read_image(keys[1])[0]) / 2
+    inner = np.s_[8:-8, 12:-12]  # borders see content that enters from outside the frame
+    error_flow = np.abs(middle[inner] - truth[inner]).mean()
+    error_blend = np.abs(blend[inner] - truth[inner]).mean()
+    assert error_flow < 0.5 * error_blend, (error_flow, error_blend)  # motion, not a cross-fade; alpha too
+    alpha_error = np.abs(middle[inner][..., 3] - truth[inner][..., 3]).mean()
+    assert alpha_error < 0.5 * np.abs(blend[inner][..., 3] - truth[inner][..., 3]).mean()
