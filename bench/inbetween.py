@@ -1,0 +1,160 @@
+"""Middle-frame quality and speed on ../shared/data/interp, all methods in one run.
+
+    python bench/inbetween.py [--sets middlebury-other davis-30 sintel-4frame] [--json FILE] [--limit N]
+
+Protocol (../shared/data/README.md): PSNR on 8-bit RGB over the whole image (mean of
+per-image values), SSIM with data_range 255 over the colour channels, Middlebury
+IE = RMS of the RGB difference. Each set is reported separately.
+Rows: this project's models, ffmpeg minterpolate (when ffmpeg is installed), a 50/50 blend.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from nn.imageio import read_image  # noqa: E402
+from nn.inbetween.task import load_model  # noqa: E402
+from nn.worker import TaskContext  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+DATA = SHARED / "data" / "interp"
+FFMPEG_FILTER = "minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"
+
+
+def triplets(set_name: str):
+    """(A, B, ground truth) paths for one set, as its protocol defines them."""
+    folder = DATA / set_name
+    if set_name != "sintel-4frame":
+        for scene in sorted(p for p in folder.iterdir() if p.is_dir()):
+            yield scene.name, scene / "frame10.png", scene / "frame11.png", scene / "frame10i11.png"
+        return
+    for run in sorted(p for p in folder.iterdir() if p.is_dir()):
+        frames = sorted(run.glob("frame_*.png"))
+        for first in range(len(frames) - 2):  # (1,3)->2, (2,4)->3, ...
+            yield f"{run.name}/{first + 2}", frames[first], frames[first + 2], frames[first + 1]
+
+
+def quantize(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8).astype(np.float64)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a - b) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Gaussian-window SSIM (11x11, sigma 1.5), data_range 255, mean over colour channels."""
+    x = torch.from_numpy(a).permute(2, 0, 1)[:, None]  # (3, 1, H, W)
+    y = torch.from_numpy(b).permute(2, 0, 1)[:, None]
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
+    blur = lambda t: F.conv2d(t, window)  # noqa: E731  valid convolution, as skimage's reference does
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def interpolation_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=-1))))
+
+
+def ffmpeg_middle(a_path: Path, b_path: Path, workdir: str) -> np.ndarray:
+    """ffmpeg minterpolate on A,A,B,B at 1 fps; output frame 3 is the middle."""
+    listing = os.path.join(workdir, "inputs.txt")
+    with open(listing, "w") as f:
+        for path in (a_path, a_path, b_path, b_path):
+            f.write(f"file '{path}'\nduration 1\n")
+    out = os.path.join(workdir, "out_%03d.png")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-r", "1", "-i", listing,
+                    "-vf", FFMPEG_FILTER, out], check=True)
+    frame = read_image(out % 3)[0]
+    for name in os.listdir(workdir):
+        os.remove(os.path.join(workdir, name))
+    return frame
+
+
+def methods(weights_dir: str, device):
+    ctx = TaskContext(device, False)
+    hub = {"cache_dir": tempfile.mkdtemp(prefix="bench-hub-"), "local_dir": weights_dir, "online": False}
+    rows = {}
+    for model in ("rife-v4.25", "rife-hdv3"):
+        net = load_model({"model": model, "hub": hub, "flow_scale": 1.0}, ctx)
+        rows[f"frameweaver {model}"] = lambda a, b, _pa, _pb, net=net: net(a, b, 0.5, False)
+    if shutil.which("ffmpeg"):
+        workdir = tempfile.mkdtemp(prefix="bench-ffmpeg-")
+        rows["ffmpeg minterpolate"] = lambda _a, _b, pa, pb: ffmpeg_middle(pa, pb, workdir)
+    rows["50/50 blend"] = lambda a, b, _pa, _pb: (a + b) / 2
+    return rows
+
+
+def run(sets, limit, weights_dir):
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    table = {}
+    rows = methods(weights_dir, device)
+    with torch.inference_mode():
+        for set_name in sets:
+            scores = {name: {"psnr": [], "ssim": [], "ie": [], "ms": []} for name in rows}
+            for count, (_, pa, pb, pt) in enumerate(triplets(set_name)):
+                if limit and count >= limit:
+                    break
+                a, b, truth = (read_image(str(p))[0][..., :3] for p in (pa, pb, pt))
+                ta, tb = (torch.from_numpy(x).permute(2, 0, 1)[None].to(device) for x in (a, b))
+                gt = quantize(truth)
+                for name, method in rows.items():
+                    start = time.perf_counter()
+                    out = method(ta, tb, pa, pb)
+                    if isinstance(out, torch.Tensor):
+                        out = out[0].permute(1, 2, 0).float().cpu().numpy()
+                    scores[name]["ms"].append((time.perf_counter() - start) * 1000)
+                    q = quantize(out)
+                    scores[name]["psnr"].append(psnr(q, gt))
+                    scores[name]["ssim"].append(ssim(q, gt))
+                    scores[name]["ie"].append(interpolation_error(q, gt))
+            table[set_name] = {
+                name: {"psnr": float(np.mean(s["psnr"])), "ssim": float(np.mean(s["ssim"])),
+                       "ie": float(np.mean(s["ie"])), "ms": float(np.median(s["ms"])), "n": len(s["psnr"])}
+                for name, s in scores.items()
+            }
+    return table
+
+
+def print_table(table):
+    for set_name, rows in table.items():
+        print(f"\n{set_name}")
+        print(f"{'method':28s} {'PSNR':>7s} {'SSIM':>6s} {'IE':>6s} {'ms/frame':>9s} {'n':>4s}")
+        for name, r in rows.items():
+            print(f"{name:28s} {r['psnr']:7.2f} {r['ssim']:6.3f} {r['ie']:6.2f} {r['ms']:9.0f} {r['n']:4d}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", nargs="+", default=["middlebury-other", "davis-30", "sintel-4frame"])
+    parser.add_argument("--weights-dir", default=str(SHARED / "weights"), help="<model>/<file> checkpoints")
+    parser.add_argument("--limit", type=int, default=0, help="at most N triplets per set (0: all)")
+    parser.add_argument("--json", help="also write {set: {method: {psnr, ssim, ie, ms, n}}}")
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"No measurement data at {DATA}")
+    table = run(args.sets, args.limit, args.weights_dir)
+    print_table(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(table, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
