@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import sys
+import time
 
 import bpy
 
@@ -71,7 +72,7 @@ class FRAMEWEAVER_OT_install_torch(bpy.types.Operator):
 
         if bpy.app.background:
             while tick() is not None:
-                pass
+                time.sleep(0.5)
         else:
             bpy.app.timers.register(tick, first_interval=0.5)
         return {"FINISHED"}
