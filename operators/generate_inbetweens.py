@@ -12,14 +12,7 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
     bl_options = {"REGISTER", "UNDO"}
 
     model: bpy.props.EnumProperty(name="Model", items=inbetween.MODELS, default="rife-v4.25")
-    mode: bpy.props.EnumProperty(
-        name="Frames",
-        items=[
-            ("GAPS", "Fill Gaps", "Generate the empty frames between consecutive keyframes"),
-            ("COUNT", "Fixed Count", "Generate a set number of frames after each keyframe"),
-        ],
-        default="GAPS",
-    )
+    mode: bpy.props.EnumProperty(name="Frames", items=inbetween.FRAME_MODES, default="GAPS")
     count: bpy.props.IntProperty(name="Inbetweens", description="Frames between each pair of keyframes",
                                  default=3, min=1, max=255)
     fit_sizes: bpy.props.BoolProperty(name="Fit to First Keyframe",

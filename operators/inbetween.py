@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 from . import compat, job_runner, strip_io
 
+FRAME_MODES = [
+    ("GAPS", "Fill Gaps", "Generate the empty frames between consecutive keyframes"),
+    ("COUNT", "Fixed Count", "Generate a set number of frames after each keyframe"),
+]
+
 FLOW_SCALES = [
     ("0", "Auto", "Full resolution below 2K, half at 2K and above"),
     ("1.0", "Full", "Estimate motion at full resolution"),

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import SHARED
 from nn.inbetween import MODEL_SPECS, Interpolator, state_dict_from_checkpoint
 from nn.inbetween.warp import warp
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 SCENES = ["Beanbags", "Dimetrodon", "DogDance", "Grove2", "Grove3", "Hydrangea",
           "MiniCooper", "RubberWhale", "Urban2", "Urban3", "Venus", "Walking"]
 MIN_PSNR_DB = 45.0

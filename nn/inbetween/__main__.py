@@ -32,7 +32,8 @@ def parse_args(argv):
     parser.add_argument("--offline", action="store_true", help="never download")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     parser.add_argument("--half", action="store_true", help="fp16 on CUDA")
-    parser.add_argument("--flow-scale", type=float, default=0.0, help="0: automatic (0.5 at 2K and above)")
+    parser.add_argument("--flow-scale", type=float, default=0.0, choices=[0.0, 1.0, 0.5, 0.25],
+                        help="resolution motion is estimated at; 0: automatic (0.5 at 2K and above)")
     return parser.parse_args(argv)
 
 
