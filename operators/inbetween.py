@@ -4,6 +4,8 @@ Used by the operator and by scripts (``frameweaver.generate_inbetweens``).
 """
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 
 from . import compat, job_runner, strip_io
@@ -11,6 +13,20 @@ from . import compat, job_runner, strip_io
 FRAME_MODES = [
     ("GAPS", "Fill Gaps", "Generate the empty frames between consecutive keyframes"),
     ("COUNT", "Fixed Count", "Generate a set number of frames after each keyframe"),
+    ("RETIME", "Retime Clip", "Raise the frame rate of one image-sequence or movie strip"),
+]
+
+RETIME_RATES = [
+    ("2", "×2", "Twice the frames: smooth half-speed slow motion, or double frame rate"),
+    ("4", "×4", "Four times the frames"),
+    ("8", "×8", "Eight times the frames"),
+    ("FPS", "Target FPS", "As many frames as the target frame rate needs for the same duration"),
+]
+
+CUT_MODES = [
+    ("HOLD", "Hold", "At a scene cut, hold the last frame of one shot, then the first of the next"),
+    ("BLEND", "Cross-fade", "At a scene cut, cross-fade between the shots"),
+    ("IGNORE", "Morph Anyway", "No cut detection: always interpolate motion (very different keyframes)"),
 ]
 
 FLOW_SCALES = [
@@ -76,6 +92,57 @@ def plan_count(keys: list[Key], count: int) -> Plan:
     return Plan(keys[0].start, frames, list(range(len(frames))))
 
 
+def plan_retime(frame_start: int, source_frames: int, ratio: float) -> Plan:
+    """``ratio`` output frames per source frame, the last source frame held to fill the duration.
+
+    Output frame j shows source position j / ratio, so the clip keeps its length
+    in time once played at ``ratio`` times the rate.
+    """
+    count = max(round(source_frames * ratio), 1)
+    frames = []
+    for j in range(count):
+        position = min(j / ratio, source_frames - 1)
+        index = int(position)
+        frames.append((index, min(index + 1, source_frames - 1), position - index))
+    return Plan(frame_start, frames, list(range(count)))
+
+
+def retime_strip(scene):
+    """The one selected image-sequence or movie strip to retime."""
+    selected = compat.selected_strips(scene)
+    if len(selected) != 1:
+        raise strip_io.StripInputError("Select exactly one image-sequence or movie strip to retime")
+    strip = selected[0]
+    if strip.type not in {"IMAGE", "MOVIE"}:
+        raise strip_io.StripInputError(
+            f"Only image sequences and movies can be retimed; '{strip.name}' is a {strip.type.lower()} strip")
+    if compat.right_handle(strip) - compat.left_handle(strip) < 2:
+        raise strip_io.StripInputError(f"'{strip.name}' shows a single frame; there is no motion to retime")
+    return strip
+
+
+def retime_ratio(scene, rate: str, target_fps: float) -> float:
+    if rate != "FPS":
+        return float(rate)
+    scene_fps = scene.render.fps / scene.render.fps_base
+    if target_fps <= scene_fps:
+        raise strip_io.StripInputError(
+            f"Target {target_fps:g} fps is not above the scene's {scene_fps:g} fps; there is nothing to add")
+    return target_fps / scene_fps
+
+
+def cut_warning(info: dict, names: list[str]) -> str:
+    """What the user must know about detected cuts and repeated frames ('' when none)."""
+    parts = []
+    if info.get("cuts"):
+        pairs = ", ".join(f"'{names[a]}' → '{names[b]}'" for a, b in info["cuts"][:3])
+        more = f" and {len(info['cuts']) - 3} more" if len(info["cuts"]) > 3 else ""
+        parts.append(f"Scene cut between {pairs}{more}: not morphed")
+    if info.get("repeated_frames"):
+        parts.append(f"{info['repeated_frames']} repeated frames were timed over, not duplicated")
+    return ". ".join(parts)
+
+
 def keyframe_strips(scene) -> list:
     selected = compat.selected_strips(scene)
     wrong = [s for s in selected if s.type != "IMAGE"]
@@ -89,33 +156,61 @@ def keyframe_strips(scene) -> list:
 
 
 def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int = 3, fit_sizes: bool = False,
-            flow_scale: float = 0.0, strips=None, output_dir: str = "", context=None) -> job_runner.SceneJob:
-    """Validate the keyframes, create the job folder and start the worker."""
-    key_strips = list(strips) if strips is not None else keyframe_strips(scene)
-    if len(key_strips) < 2:
-        raise strip_io.StripInputError("Select at least two image strips as keyframes")
-    key_strips.sort(key=compat.left_handle)
-    paths = [strip_io.key_image(s) for s in key_strips]
-    names = [s.name for s in key_strips]
-    keys = [Key(compat.left_handle(s), compat.right_handle(s)) for s in key_strips]
-    plan = plan_count(keys, count) if mode == "COUNT" else plan_gaps(keys, names)
-
-    title = f"Inbetweens {names[0]}–{names[-1]}"
-    frame_end = plan.frame_start + len(plan.timeline)
-    channel = strip_io.free_channel(scene.sequence_editor, plan.frame_start, frame_end,
-                                    above=max(s.channel for s in key_strips))
+            flow_scale: float = 0.0, cuts: str = "HOLD", retime_rate: str = "2", target_fps: float = 60.0,
+            dedupe: bool = True, strips=None, output_dir: str = "", context=None) -> job_runner.SceneJob:
+    """Validate the input strips, create the job folder and start the worker."""
+    if mode == "RETIME":
+        source = strips[0] if strips else retime_strip(scene)
+        ratio = retime_ratio(scene, retime_rate, target_fps)
+        title, inputs = f"Retime {source.name}", [source]
+    else:
+        inputs = sorted(strips if strips is not None else keyframe_strips(scene), key=compat.left_handle)
+        if len(inputs) < 2:
+            raise strip_io.StripInputError("Select at least two image strips as keyframes")
+        title = f"Inbetweens {inputs[0].name}–{inputs[-1].name}"
     root, temporary = strip_io.output_root(output_dir)
-    folder = strip_io.new_job_folder(root, f"inbetween_{names[0]}_{names[-1]}")
+    folder = strip_io.new_job_folder(root, title.replace("–", "_"))
+    try:
+        if mode == "RETIME":
+            names, paths = source_frames(source, os.path.join(folder, "source"))
+            plan = plan_retime(compat.left_handle(source), len(paths), ratio)
+        else:
+            names, paths = [s.name for s in inputs], [strip_io.key_image(s) for s in inputs]
+            keys = [Key(compat.left_handle(s), compat.right_handle(s)) for s in inputs]
+            plan = plan_count(keys, count) if mode == "COUNT" else plan_gaps(keys, names)
+        channel = strip_io.free_channel(scene.sequence_editor, plan.frame_start, plan.frame_start + len(plan.timeline),
+                                        above=max(s.channel for s in inputs))
+    except Exception:
+        strip_io.discard_job_folder(folder)
+        raise
     params = {
         "keys": paths, "frames": plan.frames, "model": model, "fit_sizes": fit_sizes, "flow_scale": flow_scale,
+        "cuts": cuts, "dedupe": mode == "RETIME" and dedupe,
         "hub": job_runner.hub_settings(context), "output_dir": folder, "prefix": "inbetween",
     }
 
     def finish(job):
         files = [job.outputs[i] for i in plan.timeline]
-        return strip_io.add_image_sequence(scene, title, files, channel, plan.frame_start)
+        strip = strip_io.add_image_sequence(scene, title, files, channel, plan.frame_start)
+        shutil.rmtree(os.path.join(folder, "source"), ignore_errors=True)  # extracted movie frames
+        return strip
 
-    return job_runner.start(scene, "inbetween", params, title, folder, temporary, finish, context)
+    def warnings(job):
+        return cut_warning(job.info, names)
+
+    return job_runner.start(scene, "inbetween", params, title, folder, temporary, finish, context, warnings)
+
+
+def source_frames(strip, movie_folder: str) -> tuple[list[str], list[str]]:
+    """(names for messages, files) of every frame a strip to retime shows."""
+    if strip.type == "MOVIE":
+        os.makedirs(movie_folder)
+        frames = strip_io.movie_frames(strip, movie_folder)
+    else:
+        frames = strip_io.image_frames(strip)
+        if missing := [path for _, path in frames if not os.path.isfile(path)]:
+            raise strip_io.StripInputError(f"'{strip.name}' has {len(missing)} missing images, first {missing[0]}")
+    return [f"frame {frame}" for frame, _ in frames], [path for _, path in frames]
 
 
 def generate_inbetweens(scene, **options):

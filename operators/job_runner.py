@@ -47,6 +47,10 @@ class SceneJob:
     folder: str
     folder_is_temporary: bool
     finish: Callable[[jobs.Job], object]  # outputs -> the new strip
+    warnings: Callable[[jobs.Job], str] | None = None  # what the user must know about a finished job
+
+    def warning(self) -> str:
+        return self.warnings(self.job) if self.warnings and self.job.state == jobs.Job.DONE else ""
 
     def complete(self):
         """Build the result after a successful job; on any error, leave nothing behind."""
@@ -70,7 +74,8 @@ class SceneJob:
         return f"Frames written to {kind}: {self.folder}"
 
 
-def start(scene, task: str, params: dict, title: str, folder: str, temporary: bool, finish, context=None) -> SceneJob:
+def start(scene, task: str, params: dict, title: str, folder: str, temporary: bool, finish, context=None,
+          warnings=None) -> SceneJob:
     """Start ``task`` for ``scene``, refusing while another job runs in that scene."""
     runtime = worker_runtime(context)
     try:
@@ -78,13 +83,16 @@ def start(scene, task: str, params: dict, title: str, folder: str, temporary: bo
     except (jobs.JobBusyError, OSError):
         strip_io.discard_job_folder(folder)
         raise
-    return SceneJob(scene, job, folder, temporary, finish)
+    return SceneJob(scene, job, folder, temporary, finish, warnings)
 
 
 def run_sync(scene_job: SceneJob, on_progress=None):
-    """Run to the end and return the new strip (``blender -b`` and scripts)."""
+    """Run to the end and return the new strip (``blender -b`` and scripts); warnings go to stderr."""
     scene_job.job.run_to_end(on_progress)
-    return scene_job.complete()
+    strip = scene_job.complete()
+    if warning := scene_job.warning():
+        print(f"[Frameweaver] Warning: {warning}", file=sys.stderr)
+    return strip
 
 
 def print_progress(job: jobs.Job) -> None:
@@ -111,6 +119,11 @@ class JobModalMixin:
         except Exception as error:  # the user sees every failure as a message, never a traceback
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
+        return self.report_created(strip, scene_job)
+
+    def report_created(self, strip, scene_job: SceneJob) -> set:
+        if warning := scene_job.warning():
+            self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Created '{strip.name}'. {scene_job.where()}")
         return {"FINISHED"}
 
@@ -146,8 +159,7 @@ class JobModalMixin:
         except Exception as error:
             self.report({"WARNING"} if scene_job.job.state == jobs.Job.CANCELLED else {"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Created '{strip.name}'. {scene_job.where()}")
-        return {"FINISHED"}
+        return self.report_created(strip, scene_job)
 
 
 def follow(job: jobs.Job, on_end: Callable[[jobs.Job], None]) -> None:

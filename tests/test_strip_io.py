@@ -6,23 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import FRAMEWEAVER
-from helpers import gradient_image
-from nn.imageio import ImageFormat, read_image, write_image
+from helpers import image_sequence, render_movie
+from nn.imageio import read_image
 
 compat = FRAMEWEAVER.operators.compat
 strip_io = FRAMEWEAVER.operators.strip_io
-
-
-def image_sequence(scene, folder, count=4, start=3, size=(64, 96)):
-    paths = []
-    for index in range(count):
-        path = os.path.join(folder, f"f_{index:04d}.png")
-        write_image(path, gradient_image(*size, channels=3, shift=index * 10), ImageFormat(".png", "uint8", 3))
-        paths.append(path)
-    strip = compat.strips(scene.sequence_editor).new_image(name="seq", filepath=paths[0], channel=1, frame_start=start)
-    for path in paths[1:]:
-        strip.elements.append(os.path.basename(path))
-    return strip, paths
 
 
 def test_compat_shims(scene):
@@ -39,27 +27,6 @@ def test_compat_shims(scene):
 def test_image_frames_in_timeline_order(scene, tmp_path):
     strip, paths = image_sequence(scene, str(tmp_path))
     assert strip_io.image_frames(strip) == [(3 + i, p) for i, p in enumerate(paths)]
-
-
-def render_movie(scene, folder, frames):
-    """A short lossless H.264 movie made by Blender itself."""
-    source = bpy.data.scenes.new("movie source")
-    try:
-        source.sequence_editor_create()
-        image_sequence(source, folder, count=frames, start=1)
-        render = source.render
-        render.resolution_x, render.resolution_y, render.resolution_percentage = 96, 64, 100
-        source.frame_start, source.frame_end = 1, frames
-        source.view_settings.view_transform = "Standard"
-        if hasattr(render.image_settings, "media_type"):  # 5.0+: must be set before FFMPEG
-            render.image_settings.media_type = "VIDEO"
-        render.image_settings.file_format = "FFMPEG"
-        render.ffmpeg.format, render.ffmpeg.codec, render.ffmpeg.constant_rate_factor = "MPEG4", "H264", "LOSSLESS"
-        render.filepath = os.path.join(folder, "movie.mp4")
-        bpy.ops.render.render(animation=True, scene=source.name)
-        return os.path.join(folder, "movie.mp4")
-    finally:
-        bpy.data.scenes.remove(source)
 
 
 def test_movie_frames_match_the_source_frames(scene, tmp_path):

@@ -31,6 +31,9 @@ class SEQUENCER_PT_frameweaver(bpy.types.Panel):
             self.layout.label(text="No job running", icon="CHECKMARK")
 
 
+OPERATOR_TO_SETTING = {"model": "inbetween_model", "mode": "inbetween_mode", "count": "inbetween_count"}
+
+
 class SEQUENCER_PT_frameweaver_inbetween(bpy.types.Panel):
     bl_space_type = "SEQUENCE_EDITOR"
     bl_region_type = "UI"
@@ -46,11 +49,18 @@ class SEQUENCER_PT_frameweaver_inbetween(bpy.types.Panel):
         layout.prop(settings, "inbetween_mode")
         if settings.inbetween_mode == "COUNT":
             layout.prop(settings, "inbetween_count")
-        layout.prop(settings, "fit_sizes")
+        if settings.inbetween_mode == "RETIME":
+            layout.prop(settings, "retime_rate")
+            if settings.retime_rate == "FPS":
+                layout.prop(settings, "target_fps")
+            layout.prop(settings, "dedupe")
+        else:
+            layout.prop(settings, "fit_sizes")
+        layout.prop(settings, "cuts")
         layout.prop(settings, "flow_scale")
         op = layout.operator("sequencer.frameweaver_generate_inbetweens", icon="SEQUENCE")
-        op.model, op.mode, op.count = settings.inbetween_model, settings.inbetween_mode, settings.inbetween_count
-        op.fit_sizes, op.flow_scale = settings.fit_sizes, settings.flow_scale
+        for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps", "dedupe"):
+            setattr(op, name, getattr(settings, OPERATOR_TO_SETTING.get(name, name)))
 
 
 def draw_status_bar(self, context):

@@ -1,7 +1,7 @@
 """Per-scene options shown in the N-panel and passed to the operators."""
 import bpy
 
-from ..operators.inbetween import FLOW_SCALES, FRAME_MODES, MODELS
+from ..operators.inbetween import CUT_MODES, FLOW_SCALES, FRAME_MODES, MODELS, RETIME_RATES
 
 
 class FrameweaverSceneSettings(bpy.types.PropertyGroup):
@@ -10,3 +10,7 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     inbetween_count: bpy.props.IntProperty(name="Inbetweens", default=3, min=1, max=255)
     fit_sizes: bpy.props.BoolProperty(name="Fit to First Keyframe")
     flow_scale: bpy.props.EnumProperty(name="Flow Scale", items=FLOW_SCALES, default="0")
+    cuts: bpy.props.EnumProperty(name="Scene Cuts", items=CUT_MODES, default="HOLD")
+    retime_rate: bpy.props.EnumProperty(name="Rate", items=RETIME_RATES, default="2")
+    target_fps: bpy.props.FloatProperty(name="Target FPS", default=60.0, min=1.0, max=1000.0)
+    dedupe: bpy.props.BoolProperty(name="Skip Repeated Frames", default=True)

@@ -15,6 +15,7 @@ import torch
 
 from ..imageio import ImageFormat, read_image, write_image
 from ..worker import TaskError
+from . import cuts
 
 LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
 
@@ -118,15 +119,45 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
         return frame
 
     fmt = output_format(first_format)
+
+    @lru_cache(maxsize=8)
+    def summary(index: int) -> cuts.Thumbnail:
+        return cuts.thumbnail(motion_view(fitted(index), fmt.is_float))
+
+    if params.get("dedupe"):  # keys are a uniformly timed clip: time motion over repeated frames
+        ctx.progress(0.0, "Looking for repeated frames")
+        distinct = cuts.distinct_positions(summary(i) for i in range(len(keys)))
+        frames = [cuts.remap_over_duplicates(a + t * (b - a), distinct) for a, b, t in frames]
+    else:
+        distinct = range(len(keys))
+
     params = {**params, "size": (width, height)}
     ctx.progress(0.0, f"Loading {params['model']}")
     model = load_model(params, ctx)
+    cut_mode = params.get("cuts", "HOLD")
+    found_cuts: set[tuple[int, int]] = set()
+
+    def make(a: int, b: int, t: float) -> torch.Tensor:
+        if t == 0 or a == b:
+            return fitted(a)
+        change = cuts.compare(summary(a), summary(b))
+        if change.is_duplicate:  # nothing moves, so the network has nothing to add
+            return fitted(a)
+        if change.is_cut and cut_mode != "IGNORE":  # never morph one shot into another
+            found_cuts.add((a, b))
+            if cut_mode == "HOLD":
+                return fitted(a if t < 0.5 else b)
+            return Blend()(fitted(a), fitted(b), t, fmt.is_float)
+        return model(fitted(a), fitted(b), t, fmt.is_float)
+
     outputs = []
     with torch.inference_mode():
         for number, (a, b, t) in enumerate(frames, start=1):
-            frame = fitted(a) if t == 0 else model(fitted(a), fitted(b), float(t), fmt.is_float)
             path = os.path.join(out_dir, f"{prefix}_{number:04d}{fmt.extension}")
-            write_image(path, to_pixels(frame), fmt)
+            write_image(path, to_pixels(make(a, b, float(t))), fmt)
             outputs.append(path)
             ctx.progress(number / len(frames), f"Frame {number} of {len(frames)}", preview=path)
-    return outputs, {"width": width, "height": height, "format": fmt.extension, "pixel_type": fmt.pixel_type}
+    return outputs, {
+        "width": width, "height": height, "format": fmt.extension, "pixel_type": fmt.pixel_type,
+        "cuts": sorted(found_cuts), "repeated_frames": len(keys) - len(distinct),
+    }
