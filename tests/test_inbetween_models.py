@@ -44,3 +44,26 @@ def test_rife_inbetweens_move_content_and_alpha(scene, seq_ctx, tmp_path, local_
     assert error_flow < 0.5 * error_blend, (error_flow, error_blend)  # motion, not a cross-fade; alpha too
     alpha_error = np.abs(middle[inner][..., 3] - truth[inner][..., 3]).mean()
     assert alpha_error < 0.5 * np.abs(blend[inner][..., 3] - truth[inner][..., 3]).mean()
+
+
+def test_large_frames_estimate_motion_on_a_smaller_copy():
+    """Above the pixel cap (8K in use; a quarter of a Middlebury frame here) motion comes from a half-size copy."""
+    import torch
+
+    from nn import hub
+    from nn.inbetween.models import Interpolator
+
+    settings = hub.HubSettings(cache_dir=str(SHARED / "no-cache"), local_dir=str(SHARED / "weights"))
+    weights = hub.load_state_dict("rife-v4.25", settings)
+    folder = SHARED / "data" / "interp" / "middlebury-other" / "Beanbags"
+    a, b, truth = (torch.from_numpy(read_image(str(folder / name))[0][..., :3]).permute(2, 0, 1)[None]
+                   for name in ("frame10.png", "frame11.png", "frame10i11.png"))
+    pixels = a.shape[-2] * a.shape[-1]
+
+    def psnr(frame):
+        return -10 * torch.log10((frame.clamp(0, 1) - truth).pow(2).mean()).item()
+
+    full = psnr(Interpolator("rife-v4.25", weights)(a, b, 0.5))
+    capped = psnr(Interpolator("rife-v4.25", weights, max_estimate_pixels=pixels // 4)(a, b, 0.5))
+    blend = psnr((a + b) / 2)
+    assert capped > blend + 2 and capped > full - 2.5, (capped, full, blend)

@@ -176,3 +176,14 @@ def test_the_five_cuts_of_bikes_are_found_and_nothing_else(scene, tmp_path):
     thumbnails = [cuts.thumbnail(v) for v in views]
     found = [i for i in range(249) if cuts.compare(thumbnails[i], thumbnails[i + 1]).is_cut]
     assert found == [29, 75, 136, 186, 241]
+
+
+def test_banded_warp_equals_whole_frame_warp(monkeypatch):
+    from nn.inbetween import models
+
+    frames = [torch.from_numpy(gradient_image(50, 40, 4, shift=s)).permute(2, 0, 1)[None] for s in (0, 5)]
+    flow = torch.randn(1, 4, 50, 40) * 3
+    mask = torch.rand(1, 1, 50, 40)
+    whole = models.Interpolator.synthesize(*frames, flow, mask)
+    monkeypatch.setattr(models, "WARP_BAND_PIXELS", 40 * 7)  # bands of 7 rows, the last one short
+    assert torch.equal(models.Interpolator.synthesize(*frames, flow, mask), whole)

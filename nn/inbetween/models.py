@@ -33,6 +33,13 @@ MODEL_SPECS: dict[str, ModelSpec] = {
 # Frames of a time-unconditioned model are made by bisection until this close to t.
 BISECTION_TOLERANCE = 1.0 / 64
 
+# Above this many pixels motion is estimated on a smaller copy and applied at full size: the
+# network's full-resolution layers grow with the frame (about 4 GB at 4K in fp32 on the CPU),
+# while motion at 8K has no detail that 4K misses. Warping happens in bands of rows of at most
+# WARP_BAND_PIXELS, so 8K frames never need a full-size sampling grid.
+MAX_ESTIMATE_PIXELS = 3840 * 2160
+WARP_BAND_PIXELS = 1 << 21
+
 
 def _spec(name: str) -> ModelSpec:
     if name not in MODEL_SPECS:
@@ -85,8 +92,9 @@ class Interpolator:
     """
 
     def __init__(self, name: str, state_dict: dict[str, torch.Tensor], device: str | torch.device = "cpu",
-                 half: bool = False):
+                 half: bool = False, max_estimate_pixels: int = MAX_ESTIMATE_PIXELS):
         self.name = name
+        self.max_estimate_pixels = max_estimate_pixels
         self.spec = _spec(name)
         self.device = torch.device(device)
         self.dtype = torch.float16 if half else torch.float32
@@ -102,7 +110,8 @@ class Interpolator:
         ``flow_scale`` < 1 estimates on a coarser pyramid (every block sees 1/flow_scale
         smaller inputs), for speed and for large motion in high-resolution frames; > 1 for
         small, detailed frames. It must be a power of two from 0.25 to 4 (Practical-RIFE's
-        choices; coarser ones would pad to huge multiples). The result is always full size.
+        choices; coarser ones would pad to huge multiples). The result is always full size;
+        frames over ``max_estimate_pixels`` are estimated on a smaller copy (8K as 4K).
         Time-unconditioned models only accept t = 0.5 here (see ``__call__``).
         """
         if not self.spec.time_conditioned and t != 0.5:
@@ -110,6 +119,21 @@ class Interpolator:
                              "call the Interpolator itself to bisect towards other times")
         if flow_scale not in (0.25, 0.5, 1.0, 2.0, 4.0):
             raise ValueError(f"flow_scale must be 0.25, 0.5, 1, 2 or 4, got {flow_scale}")
+        height, width = img0.shape[-2:]
+        if height * width <= self.max_estimate_pixels:
+            return self._estimate_native(img0, img1, t, flow_scale)
+        factor = (self.max_estimate_pixels / (height * width)) ** 0.5
+        size = (max(round(height * factor), 1), max(round(width * factor), 1))
+        small0, small1 = (F.interpolate(i, size=size, mode="area") for i in (img0, img1))  # (B, 3, h, w)
+        flow, mask = self._estimate_native(small0, small1, t, flow_scale)
+        # Flow is in pixels, so its values grow with the frame as well as its grid.
+        gain = torch.tensor([width / size[1], height / size[0]] * 2, dtype=flow.dtype, device=flow.device)
+        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False) * gain.view(1, 4, 1, 1)
+        mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
+        return flow, mask  # (B, 4, H, W), (B, 1, H, W)
+
+    def _estimate_native(self, img0: torch.Tensor, img1: torch.Tensor, t: float,
+                         flow_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         out_dtype = img0.dtype
         height, width = img0.shape[-2:]
         # Coarser pyramids need a larger multiple so the coarsest level still divides evenly
@@ -136,7 +160,13 @@ class Interpolator:
         A convex blend of bilinear samples, so it never leaves the inputs' value range.
         """
         flow, mask = flow.to(img0), mask.to(img0)
-        return warp(img0, flow[:, :2]) * mask + warp(img1, flow[:, 2:4]) * (1 - mask)
+        band = max(WARP_BAND_PIXELS // img0.shape[-1], 1)
+        out = torch.empty_like(img0)  # (B, C, H, W)
+        for top in range(0, img0.shape[-2], band):
+            rows = slice(top, top + band)
+            m = mask[..., rows, :]
+            out[..., rows, :] = warp(img0, flow[:, :2, rows], top) * m + warp(img1, flow[:, 2:4, rows], top) * (1 - m)
+        return out
 
     @torch.no_grad()
     def __call__(self, img0: torch.Tensor, img1: torch.Tensor, t: float, flow_scale: float = 1.0) -> torch.Tensor:

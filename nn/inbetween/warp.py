@@ -20,15 +20,19 @@ def _base_grid(device: torch.device, dtype: torch.dtype, height: int, width: int
     return torch.cat([xs, ys], dim=1)
 
 
-def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Sample ``image`` (B, C, H, W) at each pixel plus ``flow`` (B, 2, H, W); any C."""
+def warp(image: torch.Tensor, flow: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+    """Sample ``image`` (B, C, H, W) at each pixel plus ``flow``; any C.
+
+    ``flow`` is (B, 2, H, W), or (B, 2, h, W) for the output rows ``first_row``
+    to ``first_row + h`` only, so large frames can be warped in bands.
+    """
     out_dtype = image.dtype
     if image.dtype in (torch.float16, torch.bfloat16):
         # A 16-bit grid cannot address sub-pixel positions on wide frames (the step 2/(W-1)
         # is close to fp16's resolution near 1), so sample in fp32; it is cheap next to the convs.
         image, flow = image.float(), flow.float()
     _, _, height, width = image.shape
-    grid = _base_grid(image.device, image.dtype, height, width)
+    grid = _base_grid(image.device, image.dtype, height, width)[..., first_row:first_row + flow.shape[-2], :]
     # Pixels -> normalised units, with the same float ops as the original code (bit-exact
     # output); max() only guards 1-pixel-wide images against a division by zero.
     half_w, half_h = max(width - 1.0, 1.0) / 2.0, max(height - 1.0, 1.0) / 2.0
