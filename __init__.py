@@ -4,13 +4,15 @@ Scripting (for ``blender -b file.blend -P script.py``)::
 
     import bl_ext.user_default.frameweaver as frameweaver
     strip = frameweaver.generate_inbetweens(bpy.context.scene, model="rife-v4.25")
+    strip = frameweaver.stylize_clip(bpy.context.scene, footage="shot", seconds=300)
 """
 import bpy
 
-from .operators import cancel_job, install_torch, probe_devices
+from .operators import cancel_job, install_torch, probe_devices, stop_training, train_propagate
 from .operators import generate_inbetweens as inbetween_operator
-from .operators.inbetween import generate_inbetweens  # scripting API
-from .ui import menus, panel, preferences, settings
+from .operators.inbetween import generate_inbetweens  # noqa: F401  scripting API
+from .operators.stylize import stylize_clip  # noqa: F401  scripting API
+from .ui import menus, panel, preferences, previews, settings
 
 CLASSES = (
     preferences.FRAMEWEAVER_AddonPreferences,
@@ -19,8 +21,11 @@ CLASSES = (
     install_torch.FRAMEWEAVER_OT_install_torch,
     cancel_job.SEQUENCER_OT_frameweaver_cancel_job,
     inbetween_operator.SEQUENCER_OT_frameweaver_generate_inbetweens,
+    train_propagate.SEQUENCER_OT_frameweaver_train_propagate,
+    stop_training.SEQUENCER_OT_frameweaver_stop_training,
     panel.SEQUENCER_PT_frameweaver,
     panel.SEQUENCER_PT_frameweaver_inbetween,
+    panel.SEQUENCER_PT_frameweaver_style,
 )
 
 
@@ -35,6 +40,7 @@ def register():
 def unregister():
     bpy.types.STATUSBAR_HT_header.remove(panel.draw_status_bar)
     menus.unregister()
+    previews.unregister()
     del bpy.types.Scene.frameweaver
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

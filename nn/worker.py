@@ -16,6 +16,7 @@ from dataclasses import dataclass
 TASKS = {
     "inbetween": ".inbetween.task",
     "probe": ".probe",
+    "stylize": ".stylize.task",
 }
 
 PYTORCH_MISSING = (
@@ -71,4 +72,6 @@ def main(spec_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    # Run the imported ``nn.worker``, not this ``__main__`` copy, so the TaskError that tasks raise
+    # (imported from nn.worker) is the class main() catches.
+    sys.exit(importlib.import_module("nn.worker").main(sys.argv[1]))

@@ -17,9 +17,14 @@ def strips(editor):
     return editor.strips if hasattr(editor, "strips") else editor.sequences
 
 
+def all_strips_attribute(editor) -> str:
+    """Name of the every-strip collection, for ``layout.prop_search``."""
+    return "strips_all" if hasattr(editor, "strips_all") else "sequences_all"
+
+
 def all_strips(editor):
     """Every strip, including those inside meta strips."""
-    return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+    return getattr(editor, all_strips_attribute(editor))
 
 
 def selected_strips(scene):

@@ -134,6 +134,8 @@ def add_image_sequence(scene, name: str, files: list[str], channel: int, frame_s
 
     Files must share a folder. If anything fails midway, the half-made strip is removed.
     """
+    if not files or (missing := [path for path in files if not os.path.isfile(path)]):
+        raise StripInputError(f"The job reported frames it did not write ({missing[0] if files else 'none'})")
     editor = scene.sequence_editor_create()
     folder = os.path.dirname(files[0])
     strip = compat.strips(editor).new_image(name=name, filepath=files[0], channel=channel, frame_start=frame_start)

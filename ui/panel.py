@@ -1,17 +1,27 @@
 """The Sequencer sidebar tab and the status bar: job progress with Cancel, and feature options."""
 import bpy
 
-from ..operators import compat, jobs
+import os
+
+from ..operators import compat, jobs, stylize
+from . import previews
 
 
-def draw_job(layout, scene) -> bool:
-    """Progress bar and Cancel for the scene's job; True while one runs."""
+def running_job(scene):
     job = jobs.active_job(scene.as_pointer()) if scene else None
-    if job is None or job.finished:
+    return job if job is not None and not job.finished else None
+
+
+def draw_job(layout, scene, preview: bool = False) -> bool:
+    """Progress bar and Cancel for the scene's job (and its latest frame); True while one runs."""
+    job = running_job(scene)
+    if job is None:
         return False
     row = layout.row(align=True)
     row.progress(factor=job.fraction, type="BAR", text=f"{job.title}: {job.message}")
     row.operator("sequencer.frameweaver_cancel_job", text="", icon="CANCEL")
+    if preview and job.preview and os.path.isfile(job.preview):
+        layout.template_icon(icon_value=previews.icon_id(job.preview), scale=8.0)
     return True
 
 
@@ -27,7 +37,7 @@ class SEQUENCER_PT_frameweaver(bpy.types.Panel):
 
     def draw(self, context):
         scene = compat.sequencer_scene(context)
-        if not draw_job(self.layout, scene):
+        if not draw_job(self.layout, scene, preview=True):
             self.layout.label(text="No job running", icon="CHECKMARK")
 
 
@@ -61,6 +71,57 @@ class SEQUENCER_PT_frameweaver_inbetween(bpy.types.Panel):
         op = layout.operator("sequencer.frameweaver_generate_inbetweens", icon="SEQUENCE")
         for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps", "dedupe"):
             setattr(op, name, getattr(settings, OPERATOR_TO_SETTING.get(name, name)))
+
+
+class SEQUENCER_PT_frameweaver_style(bpy.types.Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Frameweaver"
+    bl_label = "Style"
+    bl_parent_id = "SEQUENCER_PT_frameweaver"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        scene = compat.sequencer_scene(context)
+        settings, editor = scene.frameweaver, scene.sequence_editor
+        collection = compat.all_strips_attribute(editor)
+        layout.prop_search(settings, "style_footage", editor, collection, icon="SEQUENCE")
+        layout.prop_search(settings, "style_mask", editor, collection, icon="MOD_MASK")
+        self.draw_keys(layout.box(), scene, settings)
+        layout.prop(settings, "style_seconds")
+        layout.prop(settings, "style_fit_sizes")
+        job = running_job(scene)
+        if job is not None and job.task == "stylize":
+            layout.operator("sequencer.frameweaver_stop_training", icon="PAUSE")
+            return
+        self.add_operator(layout, settings, "Train & Propagate", "PLAY")
+        layout.prop(settings, "style_model")
+        if settings.style_model:
+            row = layout.row(align=True)
+            self.add_operator(row, settings, "Resume Training", "FILE_REFRESH", model=True, resume=True)
+            self.add_operator(row, settings, "Apply Model", "BRUSH_DATA", model=True)
+
+    @staticmethod
+    def draw_keys(box, scene, settings):
+        """The painted keyframes the job will learn from, or why there are none."""
+        try:
+            source = stylize.footage_strip(scene, settings.style_footage)
+            keys = stylize.painted_keys(scene, source, exclude={settings.style_mask})
+        except ValueError as error:
+            box.label(text=str(error), icon="INFO")
+            return
+        if not keys:
+            box.label(text=f"Put painted frames on channel {source.channel + 1}", icon="INFO")
+        for key in keys:
+            box.label(text=f"Frame {compat.left_handle(source) + key.index}: {key.strip_name}", icon="BRUSH_DATA")
+
+    @staticmethod
+    def add_operator(layout, settings, text, icon, model=False, resume=False):
+        op = layout.operator("sequencer.frameweaver_train_propagate", text=text, icon=icon)
+        op.footage, op.mask, op.seconds = settings.style_footage, settings.style_mask, settings.style_seconds
+        op.fit_sizes, op.resume = settings.style_fit_sizes, resume
+        op.model_file = settings.style_model if model else ""
 
 
 def draw_status_bar(self, context):

@@ -14,3 +14,10 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     retime_rate: bpy.props.EnumProperty(name="Rate", items=RETIME_RATES, default="2")
     target_fps: bpy.props.FloatProperty(name="Target FPS", default=60.0, min=1.0, max=1000.0)
     dedupe: bpy.props.BoolProperty(name="Skip Repeated Frames", default=True)
+    style_footage: bpy.props.StringProperty(name="Footage", description="Image-sequence or movie strip to stylize")
+    style_mask: bpy.props.StringProperty(name="Mask", description="Optional mask strip: stylize only inside it")
+    style_seconds: bpy.props.FloatProperty(name="Training Time", default=120.0, min=1.0, max=36000.0,
+                                           unit="TIME_ABSOLUTE")
+    style_model: bpy.props.StringProperty(name="Trained Model", subtype="FILE_PATH",
+                                          description="Model saved by the last run; apply it to other clips")
+    style_fit_sizes: bpy.props.BoolProperty(name="Fit Keyframes")

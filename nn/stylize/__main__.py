@@ -1,0 +1,111 @@
+"""Command line, no Blender needed:
+
+    python -m nn.stylize --frames DIR --key 0=style000.png [--key 99=style099.png] [--masks DIR]
+                         --seconds 300 --out DIR [--model FILE] [--weights-dir DIR]
+
+Key indices count from 0 in the sorted frames of DIR. Writes the stylized frames under the
+input file names (JPEG becomes PNG, same stem) and the trained model as DIR/model.safetensors;
+an existing file is never overwritten. --model FILE reuses a trained model without training.
+Masks are matched to frames by the last number in their names (mask_00007.png -> 007.jpg).
+"""
+import argparse
+import os
+import re
+import shutil
+import sys
+
+from ..device import pick_device, use_half
+from ..worker import TaskContext, TaskError
+from . import task
+from .task import output_format
+
+DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "hub")
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".webp", ".bmp"}
+
+
+def images(folder: str) -> list[str]:
+    if not os.path.isdir(folder):
+        sys.exit(f"No such folder: {folder}")
+    names = sorted(n for n in os.listdir(folder) if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS)
+    return [os.path.join(folder, n) for n in names]
+
+
+def number(path: str) -> int | None:
+    found = re.findall(r"\d+", os.path.splitext(os.path.basename(path))[0])
+    return int(found[-1]) if found else None
+
+
+def match_masks(frames: list[str], folder: str) -> list[str | None]:
+    masks = images(folder)
+    by_number = {number(m): m for m in masks}
+    if None in by_number or any(number(f) is None for f in frames):
+        if len(masks) != len(frames):
+            sys.exit(f"{len(masks)} masks for {len(frames)} frames, and their names carry no frame numbers")
+        return masks
+    return [by_number.get(number(f)) for f in frames]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m nn.stylize", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", required=True, help="folder of footage frames")
+    parser.add_argument("--key", action="append", default=[], metavar="INDEX=PATH", help="a painted keyframe")
+    parser.add_argument("--masks", help="folder of masks: stylize only inside them")
+    parser.add_argument("--seconds", type=float, default=300.0, help="training budget")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--model", help="a trained model (.safetensors) to reuse without training")
+    parser.add_argument("--weights-dir", default="", help="folder holding <name>/<file> weights, used before the Hub")
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE)
+    parser.add_argument("--offline", action="store_true", help="never download")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    parser.add_argument("--half", action="store_true", help="fp16 inference on CUDA")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    frames = images(args.frames)
+    keys = []
+    for spec in args.key:
+        index, _, path = spec.partition("=")
+        if not index.isdigit() or not path:
+            sys.exit(f"--key takes INDEX=PATH, got {spec!r}")
+        keys.append({"index": int(index), "path": path})
+    if not frames:
+        sys.exit(f"No images in {args.frames}")
+    from ..imageio import read_image
+
+    ext = output_format(read_image(frames[0])[1]).extension
+    finals = [os.path.join(args.out, os.path.splitext(os.path.basename(f))[0] + ext) for f in frames]
+    model_path = os.path.join(args.out, "model.safetensors")
+    taken = [p for p in finals + ([] if args.model else [model_path]) if os.path.lexists(p)]
+    if taken:
+        sys.exit(f"Refusing to overwrite {len(taken)} existing file(s) in {args.out}, e.g. {taken[0]}")
+    os.makedirs(args.out, exist_ok=True)
+    work = os.path.join(args.out, f".stylize-{os.getpid()}")  # task names, renamed to the input names at the end
+    device = pick_device(args.device)
+    ctx = TaskContext(device, use_half(device, args.half))
+    ctx.progress = lambda fraction, message, preview=None: print(f"{fraction:6.1%} {message}", file=sys.stderr)
+    params = {
+        "frames": frames, "keys": keys, "masks": match_masks(frames, args.masks) if args.masks else None,
+        "output_dir": work, "prefix": "style", "seconds": args.seconds, "stop_file": None,
+        "model_file": args.model, "resume": False, "save_model": None if args.model else model_path,
+        "preview_index": keys[0]["index"] if keys else 0, "fit_sizes": False,
+        "hub": {"cache_dir": args.cache_dir, "local_dir": args.weights_dir, "online": not args.offline},
+    }
+    os.makedirs(work)
+    try:
+        outputs, info = task.run(params, ctx)
+        for source, final in zip(outputs, finals):
+            os.link(source, final)  # refuses an existing name
+    except (TaskError, OSError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for note in info["notes"]:
+        print(note, file=sys.stderr)
+    print(f"{len(finals)} frames in {args.out}" + ("" if args.model else f", model {model_path}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
