@@ -1,11 +1,17 @@
 """Middle-frame quality and speed on ../shared/data/interp, all methods in one run.
 
-    python bench/inbetween.py [--sets middlebury-other davis-30 sintel-4frame] [--json FILE] [--limit N]
+    python bench/inbetween.py [--sets middlebury-other davis-30 sintel-clean sintel-final bbb-720p]
+                              [--json FILE] [--limit N] [--flow-scale 1.0]
 
 Protocol (../shared/data/README.md): PSNR on 8-bit RGB over the whole image (mean of
 per-image values), SSIM with data_range 255 over the colour channels, Middlebury
-IE = RMS of the RGB difference. Each set is reported separately.
+IE = RMS of the RGB difference. Each set is reported separately; Sintel's clean_* and
+final_* runs are separate sets, with triplets (1,3)->2 and (2,4)->3.
+bbb-720p: Big Buck Bunny (1280x720), decoded by ffmpeg, triplets (i, i+2) -> i+1 for
+i = 0, 12, ..., 108: the speed check at 720p (our triplet choice; PEERS.md does not say its own).
 Rows: this project's models, ffmpeg minterpolate (when ffmpeg is installed), a 50/50 blend.
+Times are per middle frame with frames in memory, except ffmpeg's, which include its start-up
+and PNG reading and writing, as its users pay them.
 """
 import argparse
 import json
@@ -32,17 +38,32 @@ DATA = SHARED / "data" / "interp"
 FFMPEG_FILTER = "minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"
 
 
-def triplets(set_name: str):
-    """(A, B, ground truth) paths for one set, as its protocol defines them."""
-    folder = DATA / set_name
-    if set_name != "sintel-4frame":
-        for scene in sorted(p for p in folder.iterdir() if p.is_dir()):
-            yield scene.name, scene / "frame10.png", scene / "frame11.png", scene / "frame10i11.png"
+def triplets(set_name: str, workdir: str):
+    """(name, A, B, ground truth) paths for one set, as its protocol defines them."""
+    if set_name == "bbb-720p":
+        yield from movie_triplets(SHARED / "data" / "video" / "bigbuckbunny.mp4", workdir, starts=range(0, 120, 12))
         return
-    for run in sorted(p for p in folder.iterdir() if p.is_dir()):
-        frames = sorted(run.glob("frame_*.png"))
-        for first in range(len(frames) - 2):  # (1,3)->2, (2,4)->3, ...
-            yield f"{run.name}/{first + 2}", frames[first], frames[first + 2], frames[first + 1]
+    if set_name.startswith("sintel-"):
+        runs = sorted((DATA / "sintel-4frame").glob(set_name.removeprefix("sintel-") + "_*"))
+        for run in runs:
+            frames = sorted(run.glob("frame_*.png"))
+            for first in range(len(frames) - 2):  # (1,3)->2, (2,4)->3
+                yield f"{run.name}/{first + 2}", frames[first], frames[first + 2], frames[first + 1]
+        return
+    for scene in sorted(p for p in (DATA / set_name).iterdir() if p.is_dir()):
+        yield scene.name, scene / "frame10.png", scene / "frame11.png", scene / "frame10i11.png"
+
+
+def movie_triplets(movie: Path, workdir: str, starts):
+    if not shutil.which("ffmpeg"):
+        print(f"Skipping {movie.name}: ffmpeg is needed to decode it", file=sys.stderr)
+        return
+    folder = os.path.join(workdir, movie.stem)
+    os.makedirs(folder, exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(movie), os.path.join(folder, "%04d.png")], check=True)
+    frame = lambda index: Path(folder) / f"{index + 1:04d}.png"  # noqa: E731
+    for start in starts:
+        yield f"{movie.stem}/{start + 1}", frame(start), frame(start + 2), frame(start + 1)
 
 
 def quantize(image: np.ndarray) -> np.ndarray:
@@ -87,12 +108,12 @@ def ffmpeg_middle(a_path: Path, b_path: Path, workdir: str) -> np.ndarray:
     return frame
 
 
-def methods(weights_dir: str, device):
+def methods(weights_dir: str, device, flow_scale: float):
     ctx = TaskContext(device, False)
     hub = {"cache_dir": tempfile.mkdtemp(prefix="bench-hub-"), "local_dir": weights_dir, "online": False}
     rows = {}
     for model in ("rife-v4.25", "rife-hdv3"):
-        net = load_model({"model": model, "hub": hub, "flow_scale": 1.0}, ctx)
+        net = load_model({"model": model, "hub": hub, "flow_scale": flow_scale}, ctx)
         rows[f"frameweaver {model}"] = lambda a, b, _pa, _pb, net=net: net(a, b, 0.5, False)
     if shutil.which("ffmpeg"):
         workdir = tempfile.mkdtemp(prefix="bench-ffmpeg-")
@@ -101,14 +122,15 @@ def methods(weights_dir: str, device):
     return rows
 
 
-def run(sets, limit, weights_dir):
+def run(sets, limit, weights_dir, flow_scale):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     table = {}
-    rows = methods(weights_dir, device)
+    rows = methods(weights_dir, device, flow_scale)
+    workdir = tempfile.mkdtemp(prefix="bench-frames-")
     with torch.inference_mode():
         for set_name in sets:
             scores = {name: {"psnr": [], "ssim": [], "ie": [], "ms": []} for name in rows}
-            for count, (_, pa, pb, pt) in enumerate(triplets(set_name)):
+            for count, (_, pa, pb, pt) in enumerate(triplets(set_name, workdir)):
                 if limit and count >= limit:
                     break
                 a, b, truth = (read_image(str(p))[0][..., :3] for p in (pa, pb, pt))
@@ -127,8 +149,9 @@ def run(sets, limit, weights_dir):
             table[set_name] = {
                 name: {"psnr": float(np.mean(s["psnr"])), "ssim": float(np.mean(s["ssim"])),
                        "ie": float(np.mean(s["ie"])), "ms": float(np.median(s["ms"])), "n": len(s["psnr"])}
-                for name, s in scores.items()
+                for name, s in scores.items() if s["psnr"]
             }
+    shutil.rmtree(workdir, ignore_errors=True)
     return table
 
 
@@ -142,14 +165,16 @@ def print_table(table):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", nargs="+", default=["middlebury-other", "davis-30", "sintel-4frame"])
+    parser.add_argument("--sets", nargs="+",
+                        default=["middlebury-other", "davis-30", "sintel-clean", "sintel-final", "bbb-720p"])
+    parser.add_argument("--flow-scale", type=float, default=1.0, choices=[0.25, 0.5, 1.0, 2.0])
     parser.add_argument("--weights-dir", default=str(SHARED / "weights"), help="<model>/<file> checkpoints")
     parser.add_argument("--limit", type=int, default=0, help="at most N triplets per set (0: all)")
     parser.add_argument("--json", help="also write {set: {method: {psnr, ssim, ie, ms, n}}}")
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"No measurement data at {DATA}")
-    table = run(args.sets, args.limit, args.weights_dir)
+    table = run(args.sets, args.limit, args.weights_dir, args.flow_scale)
     print_table(table)
     if args.json:
         with open(args.json, "w") as f:
