@@ -1,7 +1,7 @@
 """Middle-frame quality and speed on ../shared/data/interp, all methods in one run.
 
     python bench/inbetween.py [--sets middlebury-other davis-30 sintel-clean sintel-final bbb-720p]
-                              [--json FILE] [--limit N] [--flow-scale 1.0]
+                              [--json FILE] [--limit N] [--flow-scales 1.0 0.5] [--high-quality]
 
 Protocol (../shared/data/README.md): PSNR on 8-bit RGB over the whole image (mean of
 per-image values), SSIM with data_range 255 over the colour channels, Middlebury
@@ -94,7 +94,7 @@ def interpolation_error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def ffmpeg_middle(a_path: Path, b_path: Path, workdir: str) -> np.ndarray:
-    """ffmpeg minterpolate on A,A,B,B at 1 fps; output frame 3 is the middle."""
+    """ffmpeg minterpolate on A,A,B,B at 1 fps; output frame 3 (0-based, t = 1.5 s) is the middle."""
     listing = os.path.join(workdir, "inputs.txt")
     with open(listing, "w") as f:
         for path in (a_path, a_path, b_path, b_path):
@@ -102,19 +102,24 @@ def ffmpeg_middle(a_path: Path, b_path: Path, workdir: str) -> np.ndarray:
     out = os.path.join(workdir, "out_%03d.png")
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-r", "1", "-i", listing,
                     "-vf", FFMPEG_FILTER, out], check=True)
-    frame = read_image(out % 3)[0]
+    frame = read_image(out % 4)[0]  # ffmpeg numbers its files from 1
     for name in os.listdir(workdir):
         os.remove(os.path.join(workdir, name))
     return frame
 
 
-def methods(weights_dir: str, device, flow_scale: float):
+def methods(weights_dir: str, device, flow_scales: list[float], high_quality: bool):
     ctx = TaskContext(device, False)
     hub = {"cache_dir": tempfile.mkdtemp(prefix="bench-hub-"), "local_dir": weights_dir, "online": False}
     rows = {}
     for model in ("rife-v4.25", "rife-hdv3"):
-        net = load_model({"model": model, "hub": hub, "flow_scale": flow_scale}, ctx)
-        rows[f"frameweaver {model}"] = lambda a, b, _pa, _pb, net=net: net(a, b, 0.5, False)
+        for scale in flow_scales:
+            net = load_model({"model": model, "hub": hub, "flow_scale": scale}, ctx)
+            name = f"frameweaver {model}" + ("" if scale == 1.0 else f" flow {scale:g}")
+            rows[name] = lambda a, b, _pa, _pb, net=net: net(a, b, 0.5, False)
+        if high_quality:
+            net = load_model({"model": model, "hub": hub, "flow_scale": 1.0, "high_quality": True}, ctx)
+            rows[f"frameweaver {model} HQ"] = lambda a, b, _pa, _pb, net=net: net(a, b, 0.5, False)
     if shutil.which("ffmpeg"):
         workdir = tempfile.mkdtemp(prefix="bench-ffmpeg-")
         rows["ffmpeg minterpolate"] = lambda _a, _b, pa, pb: ffmpeg_middle(pa, pb, workdir)
@@ -122,10 +127,10 @@ def methods(weights_dir: str, device, flow_scale: float):
     return rows
 
 
-def run(sets, limit, weights_dir, flow_scale):
+def run(sets, limit, weights_dir, flow_scales, high_quality):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     table = {}
-    rows = methods(weights_dir, device, flow_scale)
+    rows = methods(weights_dir, device, flow_scales, high_quality)
     workdir = tempfile.mkdtemp(prefix="bench-frames-")
     with torch.inference_mode():
         for set_name in sets:
@@ -167,14 +172,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="+",
                         default=["middlebury-other", "davis-30", "sintel-clean", "sintel-final", "bbb-720p"])
-    parser.add_argument("--flow-scale", type=float, default=1.0, choices=[0.25, 0.5, 1.0, 2.0])
+    parser.add_argument("--flow-scales", type=float, nargs="+", default=[1.0], choices=[0.25, 0.5, 1.0, 2.0],
+                        help="one row per model and flow scale")
+    parser.add_argument("--high-quality", action="store_true", help="add the mirror ensemble rows (2x time)")
     parser.add_argument("--weights-dir", default=str(SHARED / "weights"), help="<model>/<file> checkpoints")
     parser.add_argument("--limit", type=int, default=0, help="at most N triplets per set (0: all)")
     parser.add_argument("--json", help="also write {set: {method: {psnr, ssim, ie, ms, n}}}")
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"No measurement data at {DATA}")
-    table = run(args.sets, args.limit, args.weights_dir, args.flow_scale)
+    table = run(args.sets, args.limit, args.weights_dir, args.flow_scales, args.high_quality)
     print_table(table)
     if args.json:
         with open(args.json, "w") as f:

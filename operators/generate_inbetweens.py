@@ -19,6 +19,9 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
                                       description="Resize keyframes of another size to the first one's size")
     flow_scale: bpy.props.EnumProperty(name="Flow Scale", items=inbetween.FLOW_SCALES, default="0",
                                        description="Resolution motion is estimated at")
+    high_quality: bpy.props.BoolProperty(name="High Quality",
+                                         description="Average with a mirrored, time-reversed pass: sharper "
+                                                     "motion, twice the time")
     cuts: bpy.props.EnumProperty(name="Scene Cuts", items=inbetween.CUT_MODES, default="HOLD")
     retime_rate: bpy.props.EnumProperty(name="Rate", items=inbetween.RETIME_RATES, default="2")
     target_fps: bpy.props.FloatProperty(name="Target FPS", default=60.0, min=1.0, max=1000.0,
@@ -35,6 +38,6 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
     def prepare(self, context):
         return inbetween.prepare(
             compat.sequencer_scene(context), model=self.model, mode=self.mode, count=self.count,
-            fit_sizes=self.fit_sizes, flow_scale=float(self.flow_scale), cuts=self.cuts,
+            fit_sizes=self.fit_sizes, flow_scale=float(self.flow_scale), high_quality=self.high_quality, cuts=self.cuts,
             retime_rate=self.retime_rate, target_fps=self.target_fps, dedupe=self.dedupe, context=context,
         )

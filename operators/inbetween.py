@@ -156,8 +156,9 @@ def keyframe_strips(scene) -> list:
 
 
 def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int = 3, fit_sizes: bool = False,
-            flow_scale: float = 0.0, cuts: str = "HOLD", retime_rate: str = "2", target_fps: float = 60.0,
-            dedupe: bool = True, strips=None, output_dir: str = "", context=None) -> job_runner.SceneJob:
+            flow_scale: float = 0.0, high_quality: bool = False, cuts: str = "HOLD", retime_rate: str = "2",
+            target_fps: float = 60.0, dedupe: bool = True, strips=None, output_dir: str = "",
+            context=None) -> job_runner.SceneJob:
     """Validate the input strips, create the job folder and start the worker."""
     if mode == "RETIME":
         source = strips[0] if strips else retime_strip(scene)
@@ -185,7 +186,7 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
         raise
     params = {
         "keys": paths, "frames": plan.frames, "model": model, "fit_sizes": fit_sizes, "flow_scale": flow_scale,
-        "cuts": cuts, "dedupe": mode == "RETIME" and dedupe,
+        "high_quality": high_quality, "cuts": cuts, "dedupe": mode == "RETIME" and dedupe,
         "hub": job_runner.hub_settings(context), "output_dir": folder, "prefix": "inbetween",
     }
 

@@ -9,7 +9,7 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import MODULE, SHARED, needs_shared
+from conftest import FRAMEWEAVER, MODULE, SHARED, needs_shared
 from helpers import add_key_strips, write_keyframes
 from nn.imageio import ImageFormat, read_image
 
@@ -67,3 +67,24 @@ def test_large_frames_estimate_motion_on_a_smaller_copy():
     capped = psnr(Interpolator("rife-v4.25", weights, max_estimate_pixels=pixels // 4)(a, b, 0.5))
     blend = psnr((a + b) / 2)
     assert capped > blend + 2 and capped > full - 2.5, (capped, full, blend)
+
+
+def test_high_quality_averages_a_mirrored_time_reversed_pass(scene, seq_ctx, tmp_path, local_weights):
+    keys = write_keyframes(str(tmp_path), fmt=ImageFormat(".png", "uint16", 4), size=(96, 128), step=8.0)
+    add_key_strips(scene, keys, starts=[1, 3])
+    middles = {}
+    for high_quality in (False, True):
+        for strip in [s for s in FRAMEWEAVER.operators.compat.all_strips(scene.sequence_editor) if s.channel == 2]:
+            FRAMEWEAVER.operators.compat.strips(scene.sequence_editor).remove(strip)
+        for strip in FRAMEWEAVER.operators.compat.all_strips(scene.sequence_editor):
+            strip.select = True
+        with seq_ctx(scene):
+            bpy.ops.sequencer.frameweaver_generate_inbetweens(model="rife-v4.25", high_quality=high_quality)
+        strip = scene.sequence_editor.active_strip
+        middles[high_quality] = read_image(os.path.join(bpy.path.abspath(strip.directory), strip.elements[1].filename))[0]
+    from helpers import gradient_image
+    truth = gradient_image(96, 128, 4, shift=4.0)
+    inner = np.s_[8:-8, 12:-12]
+    error = {hq: np.abs(m[inner] - truth[inner]).mean() for hq, m in middles.items()}
+    assert not np.array_equal(middles[True], middles[False])  # a second pass really ran
+    assert error[True] < 0.5 * np.abs((read_image(keys[0])[0] + read_image(keys[1])[0])[inner] / 2 - truth[inner]).mean()

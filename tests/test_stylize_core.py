@@ -102,8 +102,8 @@ def test_save_load_round_trip_is_exact_and_never_overwrites(tmp_path):
     torch.nn.init.normal_(generator.exit.weight, std=0.05)  # a non-trivial net
     path = str(tmp_path / "m.safetensors")
     save_model(path, generator, config, steps=7)
-    loaded, loaded_config, steps = load_model(path, "cpu")
-    assert (loaded_config, steps) == (config, 7)
+    loaded, loaded_config, steps, painted = load_model(path, "cpu")
+    assert (loaded_config, steps, painted) == (config, 7, {})
     x = torch.rand(1, config.in_channels, H, W)
     assert torch.equal(run_generator(generator.eval(), x), run_generator(loaded, x))
     with pytest.raises(FileExistsError):
@@ -147,6 +147,8 @@ def test_task_writes_one_styled_frame_per_input_keeping_alpha(clip):
         assert np.abs(out[..., 3] - read_image(clip["frames"][t])[0][..., 3]).max() == 0  # alpha kept
         assert np.abs(out[..., :3] - style(footage(t))).mean() < np.abs(footage(t) - style(footage(t))).mean() / 2
     assert ctx.messages[-1][0] == 1.0 and any(m.startswith("Training: step") for _, m in ctx.messages)
+    preview = [p for p in ctx.previews if "previews" in p]
+    assert preview and read_image(preview[-1])[0].shape == (H, W, 3)
 
 
 def test_mask_passes_footage_through_exactly(clip, tmp_path):
@@ -168,6 +170,9 @@ def test_model_reuse_gives_identical_frames_and_resume_trains_on(clip, tmp_path)
     second, info = task.run(again, Recorder())
     assert info["steps"] > 0 and "train_seconds" not in info  # no training
     for a, b in zip(first, second):
+        assert np.array_equal(read_image(a)[0], read_image(b)[0])
+    alone = {**again, "keys": [], "output_dir": str(tmp_path / "alone")}  # the model carries its keyframe
+    for a, b in zip(first, task.run(alone, Recorder())[0]):
         assert np.array_equal(read_image(a)[0], read_image(b)[0])
     resumed = {**again, "resume": True, "seconds": 1.0, "output_dir": str(tmp_path / "resumed"),
                "save_model": str(tmp_path / "resumed.safetensors")}
@@ -236,3 +241,16 @@ def test_flow_guides_carry_the_key_along_the_motion(tmp_path):
     truth, static = tensor(style(footage(3))), key  # the disc moved 6 px
     inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
     assert (carried[3] - truth)[inner].abs().mean() < 0.4 * (static - truth)[inner].abs().mean()
+
+
+@pytest.mark.skipif(not (SHARED / "weights" / "rife-v4.25").is_dir(), reason="../shared RIFE weights absent")
+def test_task_with_flow_guides_and_a_model_applied_alone(clip, tmp_path):
+    clip["hub"]["local_dir"] = str(SHARED / "weights")
+    first, info = task.run(clip, Recorder())
+    assert info["guides"] == ["key"] and not any(n.startswith("flow guides off") for n in info["notes"])
+    for t, path in enumerate(first):  # the carried paint already matches the moving disc
+        assert np.abs(read_image(path)[0][..., :3] - style(footage(t))).mean() < 0.05
+    alone = {**clip, "keys": [], "model_file": clip["save_model"], "save_model": None,
+             "output_dir": str(tmp_path / "alone")}
+    for a, b in zip(first, task.run(alone, Recorder())[0]):
+        assert np.array_equal(read_image(a)[0], read_image(b)[0])

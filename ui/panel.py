@@ -68,8 +68,10 @@ class SEQUENCER_PT_frameweaver_inbetween(bpy.types.Panel):
             layout.prop(settings, "fit_sizes")
         layout.prop(settings, "cuts")
         layout.prop(settings, "flow_scale")
+        layout.prop(settings, "high_quality")
         op = layout.operator("sequencer.frameweaver_generate_inbetweens", icon="SEQUENCE")
-        for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps", "dedupe"):
+        for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps", "dedupe",
+                     "high_quality"):
             setattr(op, name, getattr(settings, OPERATOR_TO_SETTING.get(name, name)))
 
 

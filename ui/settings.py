@@ -10,6 +10,7 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     inbetween_count: bpy.props.IntProperty(name="Inbetweens", default=3, min=1, max=255)
     fit_sizes: bpy.props.BoolProperty(name="Fit to First Keyframe")
     flow_scale: bpy.props.EnumProperty(name="Flow Scale", items=FLOW_SCALES, default="0")
+    high_quality: bpy.props.BoolProperty(name="High Quality", description="Mirrored, time-reversed second pass (2x time)")
     cuts: bpy.props.EnumProperty(name="Scene Cuts", items=CUT_MODES, default="HOLD")
     retime_rate: bpy.props.EnumProperty(name="Rate", items=RETIME_RATES, default="2")
     target_fps: bpy.props.FloatProperty(name="Target FPS", default=60.0, min=1.0, max=1000.0)

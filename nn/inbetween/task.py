@@ -64,6 +64,23 @@ class FlowModel:
         return self.interpolator(views[0], views[1], t, flow_scale=self.flow_scale)[:, 3:]
 
 
+class MirrorEnsemble:
+    """High quality: average a model's frame with its frame for the mirrored, time-reversed pair.
+
+    The network's errors are not symmetric under flipping and swapping the inputs, so the
+    two estimates partly cancel (docs/BENCHMARKS.md has the measured gain); it costs 2x.
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, key_a: torch.Tensor, key_b: torch.Tensor, t: float, is_float: bool) -> torch.Tensor:
+        mirror = lambda frame: frame.flip(-1)  # noqa: E731  (B, C, H, W), left-right
+        forward = self.model(key_a, key_b, t, is_float)
+        backward = mirror(self.model(mirror(key_b), mirror(key_a), 1.0 - t, is_float))
+        return (forward + backward) / 2
+
+
 def load_model(params: dict, ctx):
     name = params["model"]
     if name == "blend":
@@ -77,7 +94,8 @@ def load_model(params: dict, ctx):
     else:
         raw = hub.load_state_dict(name, settings)
     interpolator = Interpolator(name, state_dict_from_checkpoint(name, raw), ctx.device, half=ctx.half)
-    return FlowModel(interpolator, flow_scale=auto_flow_scale(params))
+    model = FlowModel(interpolator, flow_scale=auto_flow_scale(params))
+    return MirrorEnsemble(model) if params.get("high_quality") else model
 
 
 def auto_flow_scale(params: dict) -> float:
