@@ -5,12 +5,14 @@ Scripting (for ``blender -b file.blend -P script.py``)::
     import bl_ext.user_default.frameweaver as frameweaver
     strip = frameweaver.generate_inbetweens(bpy.context.scene, model="rife-v4.25")
     strip = frameweaver.stylize_clip(bpy.context.scene, footage="shot", seconds=300)
+    strip = frameweaver.loop_still(bpy.context.scene, mask=bpy.data.masks["waves"], frames=120)
 """
 import bpy
 
-from .operators import cancel_job, install_torch, probe_devices, stop_training, train_propagate
+from .operators import animate_loop, cancel_job, install_torch, probe_devices, stop_training, train_propagate
 from .operators import generate_inbetweens as inbetween_operator
 from .operators.inbetween import generate_inbetweens  # noqa: F401  scripting API
+from .operators.loop import loop_still  # noqa: F401  scripting API
 from .operators.stylize import stylize_clip  # noqa: F401  scripting API
 from .ui import menus, panel, preferences, previews, settings
 
@@ -23,9 +25,11 @@ CLASSES = (
     inbetween_operator.SEQUENCER_OT_frameweaver_generate_inbetweens,
     train_propagate.SEQUENCER_OT_frameweaver_train_propagate,
     stop_training.SEQUENCER_OT_frameweaver_stop_training,
+    animate_loop.SEQUENCER_OT_frameweaver_animate_loop,
     panel.SEQUENCER_PT_frameweaver,
     panel.SEQUENCER_PT_frameweaver_inbetween,
     panel.SEQUENCER_PT_frameweaver_style,
+    panel.SEQUENCER_PT_frameweaver_loop,
 )
 
 

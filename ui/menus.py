@@ -7,6 +7,7 @@ MENUS = ("SEQUENCER_MT_strip", "SEQUENCER_MT_context_menu")
 def draw_strip_menu(self, context):
     self.layout.separator()
     self.layout.operator("sequencer.frameweaver_generate_inbetweens", icon="SEQUENCE")
+    self.layout.operator("sequencer.frameweaver_animate_loop", icon="FILE_REFRESH")
 
 
 def register():

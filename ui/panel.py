@@ -126,5 +126,31 @@ class SEQUENCER_PT_frameweaver_style(bpy.types.Panel):
         op.model_file = settings.style_model if model else ""
 
 
+class SEQUENCER_PT_frameweaver_loop(bpy.types.Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Frameweaver"
+    bl_label = "Loop"
+    bl_parent_id = "SEQUENCER_PT_frameweaver"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        scene = compat.sequencer_scene(context)
+        settings = scene.frameweaver
+        layout.prop(settings, "loop_mask")
+        layout.prop_search(settings, "loop_mask_strip", scene.sequence_editor,
+                           compat.all_strips_attribute(scene.sequence_editor), icon="MOD_MASK")
+        layout.prop(settings, "loop_frames")
+        layout.prop(settings, "loop_speed")
+        layout.prop(settings, "loop_dusk")
+        if settings.loop_dusk > 0:
+            layout.prop(settings, "loop_dusk_colour")
+        op = layout.operator("sequencer.frameweaver_animate_loop", icon="FILE_REFRESH")
+        op.frames, op.speed, op.dusk = settings.loop_frames, settings.loop_speed, settings.loop_dusk
+        op.mask = settings.loop_mask.name if settings.loop_mask else ""
+        op.mask_strip, op.dusk_colour = settings.loop_mask_strip, settings.loop_dusk_colour
+
+
 def draw_status_bar(self, context):
     draw_job(self.layout, compat.sequencer_scene(context))

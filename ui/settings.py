@@ -22,3 +22,11 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     style_model: bpy.props.StringProperty(name="Trained Model", subtype="FILE_PATH",
                                           description="Model saved by the last run; apply it to other clips")
     style_fit_sizes: bpy.props.BoolProperty(name="Fit Keyframes")
+    loop_frames: bpy.props.IntProperty(name="Duration", default=120, min=2, max=10000)
+    loop_speed: bpy.props.FloatProperty(name="Speed", default=1.0, min=0.01, max=100.0)
+    loop_mask: bpy.props.PointerProperty(name="Motion Mask", type=bpy.types.Mask,
+                                         description="Open splines: motion strokes; closed splines: what may move")
+    loop_mask_strip: bpy.props.StringProperty(name="Mask Strip", description="Optional image strip: white may move")
+    loop_dusk: bpy.props.FloatProperty(name="Light Change", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    loop_dusk_colour: bpy.props.FloatVectorProperty(name="Light Colour", subtype="COLOR", size=3, min=0.0, max=1.0,
+                                                    default=(1.0, 0.55, 0.3))

@@ -1,0 +1,98 @@
+"""Animate Loop on the Blender side: a still, a motion region and motion hints in, one looping strip out.
+
+Hints come from a Mask datablock, drawn in the Mask editor over the still:
+open splines are strokes drawn in the direction of motion (first point to
+last), closed splines outline the region that may move. We chose Mask splines
+over annotation strokes because they are a datablock with image-space
+coordinates that survive save and undo, read the same on 4.2 to 5.x without a
+display, and can be edited point by point; annotations belong to an editor and
+their API changed with Grease Pencil v3. A mask image strip works as the region too.
+"""
+from __future__ import annotations
+
+from . import compat, job_runner, strip_io
+
+
+def still_strip(scene):
+    selected = [s for s in compat.selected_strips(scene) if s.type == "IMAGE"]
+    if len(selected) != 1:
+        raise strip_io.StripInputError("Select the one image strip to animate")
+    return selected[0]
+
+
+def image_size(strip) -> tuple[int, int]:
+    element = strip.strip_elem_from_frame(compat.left_handle(strip))
+    if element is None or not element.orig_width:
+        return 0, 0
+    return element.orig_width, element.orig_height
+
+
+def mask_splines(mask, width: int, height: int) -> tuple[list, list]:
+    """(region polygons, strokes) in pixels from a Mask datablock's splines (y down, as images are).
+
+    Mask space is centred on the frame and scaled by its longer side: (0.5, 0.5) is the
+    centre and a unit spans max(width, height) pixels (checked by rendering a Mask strip).
+    """
+    scale = max(width, height)
+
+    def pixel(co) -> list[float]:
+        return [width / 2 + (co[0] - 0.5) * scale, height / 2 - (co[1] - 0.5) * scale]
+
+    polygons, strokes = [], []
+    for layer in mask.layers:
+        if layer.hide_render:
+            continue
+        for spline in layer.splines:
+            points = [pixel(p.co) for p in spline.points]
+            if spline.use_cyclic and len(points) >= 3:
+                polygons.append(points)
+            elif not spline.use_cyclic and len(points) >= 2:
+                strokes.append(points)
+    return polygons, strokes
+
+
+def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "", mask=None,
+            dusk: float = 0.0, dusk_colour=(1.0, 0.55, 0.3), strip=None, output_dir: str = "",
+            context=None) -> job_runner.SceneJob:
+    """Check the still, region and hints, create the job folder and start rendering the loop."""
+    still = strip or still_strip(scene)
+    path = strip_io.key_image(still)
+    width, height = image_size(still)
+    polygons, strokes = mask_splines(mask, width, height) if mask is not None else ([], [])
+    region = None
+    if mask_strip:
+        region_strip = compat.all_strips(scene.sequence_editor).get(mask_strip)
+        if region_strip is None or region_strip.type != "IMAGE":
+            raise strip_io.StripInputError(f"The motion mask '{mask_strip}' must be an image strip")
+        region = strip_io.key_image(region_strip)
+    if not strokes:
+        raise strip_io.StripInputError(
+            "Draw the motion first: in a Mask datablock over the still, draw open splines in the direction things "
+            "should move (first point to last), and a closed spline (or a mask image strip) around what may move")
+    if region is None and not polygons:
+        raise strip_io.StripInputError(
+            "Say what may move: a closed spline in the Mask, or a mask image strip (white moves, black stays)")
+    title = f"Loop {still.name}"
+    start = compat.left_handle(still)
+    channel = strip_io.free_channel(scene.sequence_editor, start, start + frames, above=still.channel)
+    root, temporary = strip_io.output_root(output_dir)
+    folder = strip_io.new_job_folder(root, title)
+    params = {
+        "image": path, "mask": region, "mask_polygons": polygons or None, "hints": [], "strokes": strokes,
+        "frames": frames, "speed": speed, "output_dir": folder, "prefix": "loop",
+        "appearance": {"target_rgb": list(dusk_colour), "reference": None, "strength": dusk} if dusk > 0 else None,
+    }
+
+    def finish(job):
+        return strip_io.add_image_sequence(scene, title, job.outputs, channel, start)
+
+    return job_runner.start(scene, "loop", params, title, folder, temporary, finish, context)
+
+
+def loop_still(scene, **options):
+    """Scripting API: animate the selected (or given) still into a seamless loop; returns the new strip.
+
+    Runs to the end in the calling thread, so it works under ``blender -b``.
+    Options are those of :func:`prepare`. Raises on bad input or a failed job.
+    """
+    return job_runner.run_sync(prepare(scene, **options), job_runner.print_progress)
