@@ -15,6 +15,7 @@ from dataclasses import dataclass
 # task name -> module (relative to this package) with ``run(params, ctx) -> (outputs, info)``
 TASKS = {
     "inbetween": ".inbetween.task",
+    "loop": ".loop.task",
     "probe": ".probe",
     "stylize": ".stylize.task",
 }

@@ -1,0 +1,107 @@
+"""Loops from stills, on ../shared/data/loop (README there, "loop/"): the 3dcine_demo0..2 scenes.
+
+    python bench/loop.py [--frames 48] [--speed 1.0] [--threads 2] [--json FILE]
+
+Each scene's labelme file gives the strokes and its mask.png the region. Measures, per scene:
+seam (mean |frame N-1 - frame 0| over the mean consecutive difference; 1 is perfect), static
+error (mean |frame - input| outside the mask, all frames), motion (mean |velocity| inside the mask
+in pixels per frame: the field the renderer integrates, not an estimate from the frames),
+sharpness (Laplacian variance of frame N/2 over the input's, greyscale) and seconds per frame
+(rendering only, 1280x720). Rows: ours (symmetric splatting) and the naive baseline: the still
+splatted forward along the same field, cross-faded into the still over the last quarter.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep: the CPU is shared
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from nn.imageio import read_image  # noqa: E402
+from nn.loop.hints import all_arrows, read_labelme, velocity_field  # noqa: E402
+from nn.loop.synthesis import Loop, integrate  # noqa: E402
+
+LOOP_DATA = ROOT.parent / "shared" / "data" / "loop"
+SCENES = ["3dcine_demo0", "3dcine_demo1", "3dcine_demo2"]
+
+
+def laplacian_variance(frame: torch.Tensor) -> float:
+    grey = frame[:, :3].mean(1, keepdim=True)
+    kernel = grey.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    return F.conv2d(grey, kernel).var().item()
+
+
+def ours(loop: Loop):
+    yield from loop
+
+
+def naive(loop: Loop):
+    """Forward splatting only, cross-faded into the still over the last quarter."""
+    n = loop.frames
+    fade_from = n - n // 4
+    for t, forward in enumerate(integrate(loop.velocity, loop.start, n - 1)):
+        frame = loop.render([(forward, 1.0)])
+        fade = max(0.0, (t - fade_from + 1) / (n - fade_from + 1))
+        yield frame * (1 - fade) + loop.still * fade
+
+
+def measure(method, still, mask, velocity, frames) -> dict:
+    start = time.perf_counter()
+    rendered = list(method(Loop(still, mask, velocity, frames)))
+    seconds = (time.perf_counter() - start) / frames
+    outside = mask[0, 0] == 0
+    steps = [(rendered[t + 1] - rendered[t]).abs().mean().item() for t in range(frames - 1)]
+    return {
+        "seam": (rendered[-1] - rendered[0]).abs().mean().item() / np.mean(steps),
+        "static_error": float(np.mean([(f - still)[..., outside].abs().mean().item() for f in rendered])),
+        "motion_px_per_frame": velocity.norm(dim=1)[0][~outside].mean().item(),
+        "sharpness": laplacian_variance(rendered[frames // 2]) / laplacian_variance(still),
+        "seconds_per_frame": seconds,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--speed", type=float, default=1.0, help="pixels per frame at the hints")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    if not LOOP_DATA.is_dir():
+        print(f"skipped: {LOOP_DATA} is not present")
+        return 0
+    torch.set_num_threads(args.threads)
+    results = {}
+    print(f"{'scene':14} {'method':6} {'seam':>6} {'static':>8} {'motion':>7} {'sharp':>6} {'s/frame':>8} {'field s':>8}")
+    for scene in SCENES:
+        folder = LOOP_DATA / scene
+        pixels, _ = read_image(str(next(folder.glob("image.*"))))
+        still = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # (1, C, H, W)
+        mask = torch.from_numpy(read_image(str(folder / "mask.png"))[0][..., 0] > 0.5)[None, None].float()
+        _, strokes, _ = read_labelme(str(folder / "image_polygons.json"))
+        start = time.perf_counter()
+        velocity = velocity_field(still, mask, all_arrows([], strokes), args.speed)
+        field_seconds = time.perf_counter() - start
+        with torch.inference_mode():
+            for name, method in (("ours", ours), ("naive", naive)):
+                row = measure(method, still, mask, velocity, args.frames)
+                row["field_seconds"] = field_seconds
+                results[f"{scene}/{name}"] = row
+                print(f"{scene:14} {name:6} {row['seam']:6.3f} {row['static_error']:8.5f} "
+                      f"{row['motion_px_per_frame']:7.3f} {row['sharpness']:6.3f} {row['seconds_per_frame']:8.3f} "
+                      f"{field_seconds:8.2f}", flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"frames": args.frames, "speed": args.speed, "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Command line, no Blender needed:
+
+    python -m nn.loop IMAGE --mask MASK.png --hints HINTS.json --frames 120 --out DIR
+                      [--speed S] [--polygons labelme.json] [--dusk]
+
+Writes DIR/frame_0000.png, frame_0001.png, ... (same format and depth as IMAGE; JPEG becomes
+PNG), never over existing files. HINTS.json is a list of arrows [[x0, y0, x1, y1], ...] in
+pixels; --polygons reads a labelme file: its "hint..." lines are strokes, its polygons the region.
+"""
+import argparse
+import json
+import sys
+
+import torch
+
+from ..device import pick_device
+from ..worker import TaskContext, TaskError
+from . import task
+from .hints import read_labelme
+
+DUSK = {"target_rgb": [0.42, 0.27, 0.3], "reference": None, "strength": 0.7}  # a dim, warm evening cast
+
+
+class PrintProgress(TaskContext):
+    def progress(self, fraction: float, message: str, preview: str | None = None) -> None:
+        print(preview or message, flush=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m nn.loop", description=__doc__.split("\n\n")[0])
+    parser.add_argument("image")
+    parser.add_argument("--mask", help="image whose non-zero pixels may move")
+    parser.add_argument("--hints", help="JSON list of arrows [[x0, y0, x1, y1], ...] in pixels")
+    parser.add_argument("--polygons", help="labelme JSON: motion region polygons and 'hint' strokes")
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--speed", type=float, default=1.0, help="pixels per frame at the hints")
+    parser.add_argument("--dusk", action="store_true", help="let the light dim to dusk and back over the loop")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default="cpu", choices=["auto", "cuda", "mps", "cpu"])
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    hints, region, strokes = [], [], []
+    if args.hints:
+        with open(args.hints, encoding="utf-8") as f:
+            hints = json.load(f)
+    if args.polygons:
+        region, strokes, _ = read_labelme(args.polygons)
+    params = {
+        "image": args.image, "mask": args.mask, "mask_polygons": region or None, "hints": hints,
+        "strokes": strokes, "frames": args.frames, "speed": args.speed, "appearance": DUSK if args.dusk else None,
+        "output_dir": args.out, "prefix": "frame", "first_number": 0,
+    }
+    try:
+        with torch.inference_mode():
+            _, info = task.run(params, PrintProgress(pick_device(args.device), half=False))
+    except (TaskError, OSError) as error:
+        sys.exit(str(error))
+    print(json.dumps(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

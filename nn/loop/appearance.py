@@ -1,0 +1,74 @@
+"""A slow change of light over the loop that comes back: dusk falling and lifting, say.
+
+Parametric, no network (in the spirit of Endo et al. 2019, "Animating Landscape", which
+changes colour statistics over time): the still's colour statistics are moved towards a
+target, a plain colour or a reference image's, by the weight strength * sin^2(pi t / N),
+which is 0 at frame 0 and again at frame N, so the loop stays seamless. The statistics are
+the mean and standard deviation of each channel in an opponent space (luma and two colour
+differences) of display-encoded RGB, like Reinhard et al.'s colour transfer.
+
+It applies to the whole image, mask or not: light falls on the rocks as well as the water.
+Alpha is left alone. With no appearance change, nothing here runs and static pixels stay exact.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+# display RGB -> (luma, blue difference, red difference); orthogonal rows, so the inverse is simple
+OPPONENT = torch.tensor([[0.299, 0.587, 0.114], [-0.169, -0.331, 0.5], [0.5, -0.419, -0.081]])
+
+
+def encode(rgb: torch.Tensor, is_float: bool) -> torch.Tensor:
+    """(1, 3, H, W) display RGB: float (scene-linear) files get the sRGB curve, others are already so."""
+    if not is_float:
+        return rgb
+    return torch.where(rgb <= 0.0031308, rgb * 12.92, 1.055 * rgb.clamp(min=1e-8) ** (1 / 2.4) - 0.055)
+
+
+def decode(rgb: torch.Tensor, is_float: bool) -> torch.Tensor:
+    if not is_float:
+        return rgb
+    return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+
+
+def opponent(rgb: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("oc,bchw->bohw", OPPONENT.to(rgb), rgb)
+
+
+def from_opponent(values: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("oc,bchw->bohw", torch.linalg.inv(OPPONENT).to(values), values)
+
+
+def statistics(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation (1, 3, 1, 1) of display RGB (1, 3, H, W) in the opponent space."""
+    values = opponent(rgb)
+    return values.mean((2, 3), keepdim=True), values.std((2, 3), keepdim=True)
+
+
+class LightChange:
+    """Frame t -> frame t under the changed light. ``still`` and ``reference`` are (1, C, H, W)."""
+
+    def __init__(self, still: torch.Tensor, frames: int, strength: float, is_float: bool,
+                 target_rgb=None, reference: torch.Tensor | None = None):
+        self.frames, self.strength, self.is_float = frames, float(strength), is_float
+        self.mean, self.std = statistics(encode(still[:, :3], is_float))
+        if reference is not None:
+            self.target_mean, self.target_std = statistics(encode(reference[:, :3], is_float))
+        else:  # a colour: the scene's average moves to it, contrast is kept
+            colour = torch.tensor(target_rgb, dtype=still.dtype).view(1, 3, 1, 1)
+            self.target_mean, self.target_std = opponent(colour), self.std
+
+    def weight(self, t: int) -> float:
+        return self.strength * math.sin(math.pi * t / self.frames) ** 2
+
+    def __call__(self, frame: torch.Tensor, t: int) -> torch.Tensor:
+        weight = self.weight(t)
+        if weight == 0:
+            return frame
+        values = opponent(encode(frame[:, :3], self.is_float))
+        moved = (values - self.mean) / self.std.clamp(min=1e-6) * self.target_std + self.target_mean
+        rgb = decode(from_opponent(values + weight * (moved - values)), self.is_float)
+        rgb = rgb if self.is_float else rgb.clamp(0, 1)
+        return torch.cat([rgb, frame[:, 3:]], 1)

@@ -1,0 +1,132 @@
+"""Render a seamless loop from a still and its static velocity field, by symmetric splatting.
+
+Holynski et al. 2021: every pixel of the motion region is a particle that follows the static
+field (Euler steps, one per frame). Frame t splats the still's pixels to where their particles
+are after t steps; on its own that leaves holes upstream and never returns to the start. So
+frame t also splats the still along the field integrated *backward* for N - t steps (where the
+particles must start to arrive home at frame N) and blends the two with weights (N - t) / N and
+t / N: frame 0 and frame N are both the still, so the last frame flows into the first, and each
+direction fills the other's holes. Pixels outside the mask are the still's, exactly.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .hints import extend
+
+DEPTH_FROM_SPEED = 4.0  # where splats overlap, the faster pixel wins by up to e^4 (it is likely in front)
+OUTSIDE_MARGIN = 8  # pixels the field reaches past the mask, so particles leave instead of piling up
+MIN_COVERAGE = 1e-3  # splat weight below which a pixel counts as a hole
+MAX_DETAIL_GAIN = 2.0  # most the fine detail lost to resampling and blending is boosted back
+
+
+def source_pixels(mask: torch.Tensor) -> torch.Tensor:
+    """(P, 2) x, y of the pixels inside ``mask`` (1, 1, H, W): the particles."""
+    ys, xs = torch.nonzero(mask[0, 0] > 0, as_tuple=True)
+    return torch.stack([xs, ys], 1).float()
+
+
+def sample(field: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Bilinear values (P, C) of ``field`` (1, C, H, W) at pixel positions (P, 2); zero off the frame."""
+    height, width = field.shape[-2:]
+    scale = positions.new_tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)])
+    grid = (positions * scale - 1.0).view(1, 1, -1, 2)  # pixel centres at -1 .. +1 (align_corners)
+    return F.grid_sample(field, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0, :, 0].T
+
+
+def blur(image: torch.Tensor, taps: list[float]) -> torch.Tensor:
+    """(1, C, H, W) separable blur with normalised ``taps``, edges replicated."""
+    kernel = image.new_tensor(taps) / sum(taps)
+    channels, radius = image.shape[1], len(taps) // 2
+    padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def detail(image: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) detail finer than about 1.2 pixels: the image minus its binomial blur."""
+    return image - blur(image, [1, 6, 15, 20, 15, 6, 1])
+
+
+def local_mean(image: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(image, 5, 1, 2, count_include_pad=False)
+
+
+def integrate(velocity: torch.Tensor, start: torch.Tensor, steps: int, sign: float = 1.0) -> Iterator[torch.Tensor]:
+    """Particle positions (P, 2) after 0, 1, ..., ``steps`` Euler steps of ``sign * velocity``."""
+    positions = start
+    yield positions
+    for _ in range(steps):
+        positions = positions + sign * sample(velocity, positions)
+        yield positions
+
+
+def splat(layers, values: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward bilinear splatting of particle ``values`` (P, C) to several sets of positions.
+
+    ``layers`` is [(positions (P, 2), weights (P,)), ...]; returns the weighted sum (H*W, C) and the
+    total weight (H*W,) per pixel. One index_add_ for everything, so it runs wherever torch runs.
+    """
+    indices, shares = [], []
+    for positions, weights in layers:
+        corner = positions.floor()
+        frac = positions - corner  # (P, 2)
+        corner = corner.long()
+        for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            x, y = corner[:, 0] + dx, corner[:, 1] + dy
+            share = (frac[:, 0] if dx else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1]) * weights
+            on_frame = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+            indices.append(torch.where(on_frame, y * width + x, 0))  # off-frame shares add 0 to pixel 0
+            shares.append(share * on_frame)
+    share = torch.cat(shares)[:, None]  # (4 * L * P, 1)
+    contribution = torch.cat([values.repeat(4 * len(layers), 1) * share, share], 1)
+    accumulated = values.new_zeros(height * width, values.shape[1] + 1).index_add_(0, torch.cat(indices), contribution)
+    return accumulated[:, :-1], accumulated[:, -1]
+
+
+class Loop:
+    """The N frames of a loop, rendered in order by iterating: ``for frame in Loop(...)``.
+
+    ``still`` (1, C, H, W), any C: alpha travels with the colour. ``mask`` (1, 1, H, W) is 1 where
+    pixels may move; ``velocity`` (1, 2, H, W) in pixels per frame. Memory: the backward particle
+    paths are kept, 8 bytes per masked pixel per frame.
+    """
+
+    def __init__(self, still: torch.Tensor, mask: torch.Tensor, velocity: torch.Tensor, frames: int):
+        self.still, self.frames = still, frames
+        self.inside = mask > 0
+        self.velocity = extend(velocity, self.inside, steps=OUTSIDE_MARGIN)
+        self.start = source_pixels(mask)
+        # Each particle carries its colour and the energy of the still's fine detail around it, so
+        # every frame knows how much detail it should have (bilinear splats and blends lose some).
+        energy = detail(still).pow(2).mean(1, keepdim=True)  # (1, 1, H, W)
+        self.values = sample(torch.cat([still, energy], 1), self.start)  # exact: pixel centres
+        speed = sample(velocity, self.start).norm(dim=1)
+        self.depth = torch.exp(DEPTH_FROM_SPEED * speed / speed.max().clamp(min=1e-6))  # (P,)
+        self.backward = list(integrate(self.velocity, self.start, frames, sign=-1.0))
+
+    def render(self, layers) -> torch.Tensor:
+        """Frame (1, C, H, W) from [(positions, time weight), ...], holes and outside from the still."""
+        _, channels, height, width = self.still.shape
+        total, coverage = splat([(p, w * self.depth) for p, w in layers], self.values, height, width)
+        splatted = (total / coverage.clamp(min=MIN_COVERAGE)[:, None]).T.reshape(1, -1, height, width)
+        moving = self.inside & (coverage > MIN_COVERAGE).view(1, 1, height, width)
+        frame = torch.where(moving, splatted[:, :channels], self.still)
+        # Give the detail back the energy its particles brought (Heitz & Neyret 2018 restore
+        # variance after blending textures alike): bilinear splats and the two-way blend lose some.
+        fine = detail(frame)
+        present = local_mean(fine.pow(2).mean(1, keepdim=True))
+        gain = (local_mean(splatted[:, channels:]) / present.clamp(min=1e-10)).sqrt().clamp(1.0, MAX_DETAIL_GAIN)
+        restored = frame + (gain - 1) * fine
+        return torch.where(moving, restored, self.still)
+
+    def __len__(self) -> int:
+        return self.frames
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        n = self.frames
+        for t, forward in enumerate(integrate(self.velocity, self.start, n - 1)):
+            yield self.render([(forward, (n - t) / n), (self.backward[n - t], t / n)])

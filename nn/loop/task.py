@@ -1,0 +1,108 @@
+"""Worker task ``loop``: animate a still into a seamless loop of N frames, written in order.
+
+The user marks what may move (a mask image and/or polygons) and how (arrows and strokes);
+``hints`` turns that into one static velocity field, ``synthesis`` renders the loop by symmetric
+splatting, and ``appearance`` optionally changes the light over it. Alpha is splatted along with
+the colour, so a cut-out keeps its shape where it moves; outside the mask every channel is the
+still's, bit for bit, unless a light change is asked for (that covers the whole image).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from ..imageio import read_image, write_image
+from ..inbetween.task import output_format, to_pixels, to_tensor
+from ..worker import TaskError
+from .appearance import LightChange
+from .hints import all_arrows, rasterize_polygons, velocity_field
+from .synthesis import Loop
+
+MIN_SIDE = 32
+
+
+def motion_mask(params: dict, width: int, height: int) -> np.ndarray:
+    """(H, W) bool: the union of the mask image (non-zero first channel) and the polygons."""
+    mask = np.zeros((height, width), dtype=bool)
+    if params.get("mask"):
+        pixels, _ = read_image(params["mask"])
+        if pixels.shape[:2] != (height, width):
+            raise TaskError(f"The mask {os.path.basename(params['mask'])} is {pixels.shape[1]}x{pixels.shape[0]} "
+                            f"but the image is {width}x{height}. Use a mask of the image's size.")
+        mask |= pixels[..., 0] > 0.5
+    if params.get("mask_polygons"):
+        mask |= rasterize_polygons(params["mask_polygons"], width, height)
+    return mask
+
+
+def check_inputs(params: dict, width: int, height: int) -> None:
+    has_mask = bool(params.get("mask") or params.get("mask_polygons"))
+    has_hints = bool(params.get("hints") or params.get("strokes"))
+    if not has_mask or not has_hints:
+        missing = " and ".join(name for name, present in (("a mask", has_mask), ("a hint", has_hints)) if not present)
+        raise TaskError(f"Missing {missing}. A loop needs a mask of what may move (a mask image or polygons) "
+                        "and at least one arrow or stroke drawn in the direction of motion.")
+    if min(width, height) < MIN_SIDE:
+        raise TaskError(f"The image is {width}x{height}; a loop needs at least {MIN_SIDE} pixels on each side.")
+    if int(params.get("frames", 0)) < 2:
+        raise TaskError(f"A loop needs at least 2 frames (got {params.get('frames')}).")
+
+
+def light_change(params: dict, still: torch.Tensor, is_float: bool, ctx) -> LightChange | None:
+    settings = params.get("appearance")
+    if not settings or float(settings.get("strength", 0)) <= 0:
+        return None
+    if still.shape[1] < 3:
+        raise TaskError("A light change needs a colour image; this one is greyscale.")
+    reference = None
+    if settings.get("reference"):
+        reference = to_tensor(read_image(settings["reference"])[0], ctx.device)
+        if reference.shape[1] < 3:
+            raise TaskError("The appearance reference must be a colour image.")
+    elif settings.get("target_rgb") is None:
+        raise TaskError("A light change needs a target colour or a reference image.")
+    return LightChange(still, int(params["frames"]), float(settings["strength"]), is_float,
+                       target_rgb=settings.get("target_rgb"), reference=reference)
+
+
+def run(params: dict, ctx) -> tuple[list[str], dict]:
+    pixels, still_format = read_image(params["image"])
+    height, width = pixels.shape[:2]
+    check_inputs(params, width, height)
+    frames, speed = int(params["frames"]), float(params.get("speed", 1.0))
+    mask = motion_mask(params, width, height)
+    arrows = all_arrows(params.get("hints") or [], params.get("strokes") or [])
+    if len(arrows) == 0:
+        raise TaskError("Every arrow and stroke has zero length; drag in the direction of motion.")
+    columns, rows = arrows[:, 0].astype(int), arrows[:, 1].astype(int)
+    on_image = (columns >= 0) & (columns < width) & (rows >= 0) & (rows < height)
+    if not mask[rows[on_image], columns[on_image]].any():
+        raise TaskError("Every arrow and stroke starts outside the motion mask, so nothing would move. "
+                        "Draw them on the region that may move.")
+
+    ctx.progress(0.0, "Spreading the motion hints")
+    still = to_tensor(pixels, ctx.device).float()
+    mask_tensor = torch.from_numpy(mask)[None, None].float().to(ctx.device)
+    velocity = velocity_field(still, mask_tensor, arrows, speed).to(ctx.device)
+    mean_speed = float(velocity.norm(dim=1)[0][mask_tensor[0, 0] > 0].mean()) if mask.any() else 0.0
+    fmt = output_format(still_format)
+    light = light_change(params, still, fmt.is_float, ctx)
+
+    ctx.progress(0.0, "Following the motion")
+    out_dir, prefix = params["output_dir"], params.get("prefix", "loop")
+    first_number = int(params.get("first_number", 1))  # the command line counts from 0
+    os.makedirs(out_dir, exist_ok=True)
+    outputs = []
+    with torch.inference_mode():
+        for t, frame in enumerate(Loop(still, mask_tensor, velocity, frames)):
+            frame = light(frame, t) if light else frame
+            path = os.path.join(out_dir, f"{prefix}_{first_number + t:04d}{fmt.extension}")
+            write_image(path, to_pixels(frame), fmt)
+            outputs.append(path)
+            ctx.progress((t + 1) / frames, f"Frame {t + 1} of {frames}", preview=path)
+    return outputs, {
+        "width": width, "height": height, "frames": frames, "format": fmt.extension, "pixel_type": fmt.pixel_type,
+        "mean_speed": round(mean_speed, 4), "moving_fraction": round(float(mask.mean()), 4),
+    }

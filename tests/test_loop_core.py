@@ -1,0 +1,180 @@
+"""Loops from a still (nn/loop): small generated images, real field, real splatting, no mocks.
+
+The still is 64x48: a textured "river" band (rows 16..35) between two flat banks; the mask is
+the band, the hint an arrow pointing right.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED
+from nn.imageio import ImageFormat, read_image, write_image
+from nn.loop import task
+from nn.loop.__main__ import main as cli_main
+from nn.loop.hints import all_arrows, rasterize_polygons, read_labelme, velocity_field
+from nn.loop.synthesis import Loop
+from nn.worker import TaskContext, TaskError
+
+W, H = 64, 48
+RIVER = (16, 36)  # rows of the moving band
+ARROW = [[20, 25, 30, 25]]
+
+
+def still(channels: int = 3) -> np.ndarray:
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    texture = 0.5 + 0.2 * np.sin(x * 0.9) * np.cos(y * 1.3) + 0.1 * np.sin(x * 0.37 + y * 0.21)
+    image = np.stack([0.3 + 0.2 * texture, 0.2 + 0.5 * texture, 0.8 * texture], -1)
+    image[: RIVER[0]] = [0.8, 0.7, 0.3]
+    image[RIVER[1]:] = [0.2, 0.6, 0.2]
+    if channels == 4:
+        image = np.concatenate([image, np.full((H, W, 1), 0.75, np.float32)], -1)
+    return image.astype(np.float32)
+
+
+def river_mask() -> np.ndarray:
+    mask = np.zeros((H, W), bool)
+    mask[RIVER[0]:RIVER[1]] = True
+    return mask
+
+
+def tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1)[None]
+
+
+class Recorder(TaskContext):
+    def __init__(self):
+        super().__init__(torch.device("cpu"), False)
+        self.events = []
+
+    def progress(self, fraction, message, preview=None):
+        self.events.append((fraction, message, preview))
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    image, mask = tmp_path / "still.png", tmp_path / "mask.png"
+    write_image(str(image), still(4), ImageFormat(".png", "uint16", 4))
+    write_image(str(mask), river_mask()[..., None].astype(np.float32), ImageFormat(".png", "uint8", 1))
+    return {"image": str(image), "mask": str(mask), "mask_polygons": None, "hints": ARROW, "strokes": [],
+            "frames": 8, "speed": 1.5, "appearance": None, "output_dir": str(tmp_path / "out"), "prefix": "loop"}
+
+
+def test_field_is_zero_outside_the_mask_and_follows_the_hint_inside():
+    mask = torch.from_numpy(river_mask())[None, None].float()
+    field = velocity_field(tensor(still()), mask, all_arrows(ARROW, []), speed=2.0)[0]  # (2, H, W)
+    assert field.shape == (2, H, W)
+    assert field[:, ~river_mask()].abs().max() == 0
+    inside = field[:, river_mask()]
+    assert inside[0].mean() > 1.0  # rightwards, near the asked 2 px per frame
+    assert inside[1].abs().mean() < 0.05 * inside[0].mean()
+    assert abs(field[0, 25, 25].item() - 2.0) < 0.2  # at the hint itself
+
+
+def test_motion_stops_at_an_image_edge():
+    image = np.full((H, W, 3), 0.2, np.float32)
+    image[:, W // 2:] = 0.8  # a hard vertical edge inside the mask
+    mask = torch.ones(1, 1, H, W)
+    field = velocity_field(tensor(image), mask, all_arrows([[5, 24, 15, 24]], []), speed=2.0)[0]
+    left, right = field[0, :, : W // 2 - 2].mean(), field[0, :, W // 2 + 2:].mean()
+    assert left > 1.0 and right < 0.05 * left
+
+
+def test_strokes_give_local_arrows_and_polygons_fill_pixel_centres():
+    arrows = all_arrows([], [[[0, 0], [3, 4], [3, 4], [6, 8]]])  # a repeated point is dropped
+    assert arrows.shape == (2, 4)
+    assert np.allclose(arrows[0], [0, 0, 6, 8]) and np.allclose(arrows[1], [3, 4, 9, 12])  # stroke-long
+    mask = rasterize_polygons([[[2, 1], [6, 1], [6, 4], [2, 4]], [[10, 10], [12, 10], [11, 12]]], 16, 14)
+    assert mask[1:4, 2:6].all() and mask.sum() == 12 + mask[10:12, 10:12].sum()
+    assert mask[10, 10] and mask[10, 11] and not mask[0, 0]
+
+
+def test_loop_keeps_static_pixels_exact_and_closes_seamlessly():
+    image, frames = tensor(still(4)), 16
+    mask = torch.from_numpy(river_mask())[None, None].float()
+    field = velocity_field(image, mask, all_arrows(ARROW, []), speed=1.0)
+    rendered = list(Loop(image, mask, field, frames))
+    assert len(rendered) == frames and rendered[0].shape == image.shape
+    outside = ~torch.from_numpy(river_mask())
+    for frame in rendered:
+        assert torch.equal(frame[..., outside], image[..., outside])
+    assert torch.allclose(rendered[0], image, atol=1e-5)  # frame 0 is the still
+    steps = [(rendered[t + 1] - rendered[t]).abs().mean().item() for t in range(frames - 1)]
+    seam = (rendered[0] - rendered[-1]).abs().mean().item()
+    assert min(steps) > 0 and 0.7 < seam / np.mean(steps) < 1.3
+    assert (rendered[frames // 2] - image)[..., ~outside].abs().mean() > 0.01  # it moved
+
+
+def test_task_writes_every_frame_in_the_still_format_with_alpha(inputs):
+    ctx = Recorder()
+    outputs, info = task.run(inputs, ctx)
+    assert [p.rsplit("_", 1)[1] for p in outputs] == [f"{n:04d}.png" for n in range(1, 9)]
+    pixels, fmt = read_image(outputs[3])
+    assert fmt == ImageFormat(".png", "uint16", 4)
+    original, _ = read_image(inputs["image"])
+    assert np.array_equal(pixels[~river_mask()], original[~river_mask()])
+    assert np.allclose(pixels[..., 3], 0.75, atol=1e-4)  # alpha rides along, unchanged where uniform
+    assert (info["width"], info["height"]) == (W, H) and 1.0 < info["mean_speed"] < 2.0
+    assert ctx.events[-1][0] == 1.0 and ctx.events[-1][2] == outputs[-1]
+
+
+def test_light_change_returns_to_the_still_and_uses_a_polygon_region(inputs):
+    polygon = [[0, RIVER[0]], [W, RIVER[0]], [W, RIVER[1]], [0, RIVER[1]]]
+    params = {**inputs, "mask": None, "mask_polygons": [polygon], "frames": 6,
+              "appearance": {"target_rgb": [0.4, 0.25, 0.3], "reference": None, "strength": 1.0}}
+    outputs, _ = task.run(params, Recorder())
+    first, middle = read_image(outputs[0])[0], read_image(outputs[3])[0]
+    original = read_image(inputs["image"])[0]
+    assert np.abs(first - original).max() < 1e-4  # sin^2 weight is 0 at frame 0
+    assert np.abs(middle[:RIVER[0], :, :3] - original[:RIVER[0], :, :3]).mean() > 0.05  # whole image changes
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"mask": None, "hints": []}, "a mask and a hint"),
+    ({"hints": []}, "at least one arrow or stroke"),
+    ({"hints": [[2, 2, 10, 2]]}, "outside the motion mask"),
+    ({"frames": 1}, "at least 2 frames"),
+])
+def test_bad_inputs_are_explained(inputs, change, message):
+    with pytest.raises(TaskError, match=message):
+        task.run({**inputs, **change}, Recorder())
+
+
+def test_tiny_images_and_masks_of_another_size_are_refused(inputs, tmp_path):
+    small = tmp_path / "small.png"
+    write_image(str(small), still()[:20, :40], ImageFormat(".png", "uint8", 3))
+    with pytest.raises(TaskError, match="40x20"):
+        task.run({**inputs, "image": str(small)}, Recorder())
+    with pytest.raises(TaskError, match=r"40x20 but the image is 64x48"):
+        task.run({**inputs, "mask": str(small)}, Recorder())
+
+
+def test_labelme_hints_are_strokes_and_other_polygons_the_region(tmp_path):
+    path = tmp_path / "image_polygons.json"
+    path.write_text(json.dumps({"imageWidth": W, "imageHeight": H, "shapes": [
+        {"label": "motion", "shape_type": "polygon", "points": [[0, 16], [64, 16], [64, 36], [0, 36]]},
+        {"label": "hint0", "shape_type": "line", "points": [[20, 25], [30, 25]]},
+    ]}))
+    region, strokes, size = read_labelme(str(path))
+    assert size == (W, H) and strokes == [[[20, 25], [30, 25]]]
+    assert np.array_equal(rasterize_polygons(region, W, H), river_mask())
+
+
+def test_command_line_writes_zero_based_frames_and_never_overwrites(inputs, tmp_path):
+    hints = tmp_path / "hints.json"
+    hints.write_text(json.dumps(ARROW))
+    out = tmp_path / "cli"
+    argv = [inputs["image"], "--mask", inputs["mask"], "--hints", str(hints), "--frames", "4", "--out", str(out)]
+    assert cli_main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{n:04d}.png" for n in range(4)]
+    with pytest.raises(SystemExit, match="Refusing to overwrite"):
+        cli_main(argv)
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "loop").is_dir(), reason="../shared loop data absent")
+def test_labelme_region_of_a_real_scene_matches_its_mask():
+    folder = SHARED / "data" / "loop" / "3dcine_demo0"
+    region, strokes, (width, height) = read_labelme(str(folder / "image_polygons.json"))
+    mask = read_image(str(folder / "mask.png"))[0][..., 0] > 0.5
+    assert len(strokes) == 5 and (rasterize_polygons(region, width, height) == mask).mean() > 0.99

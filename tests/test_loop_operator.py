@@ -1,0 +1,101 @@
+"""Animate Loop end to end on real Blender: still strip + Mask datablock -> worker (real torch) -> one strip."""
+import os
+
+import bpy
+import numpy as np
+import pytest
+
+from conftest import FRAMEWEAVER
+from helpers import gradient_image
+from nn.imageio import ImageFormat, read_image, write_image
+from nn.loop.hints import rasterize_polygons
+
+compat = FRAMEWEAVER.operators.compat
+loop = FRAMEWEAVER.operators.loop
+WIDTH, HEIGHT = 96, 64
+
+
+def still(scene, folder):
+    pixels = gradient_image(HEIGHT, WIDTH, channels=3)
+    path = os.path.join(folder, "still.png")
+    write_image(path, pixels, ImageFormat(".png", "uint16", 3))
+    strip = compat.strips(scene.sequence_editor).new_image(name="still", filepath=path, channel=1, frame_start=1)
+    strip.select = True
+    return strip, pixels
+
+
+def motion_mask(region=((0.1, 0.55), (0.9, 0.55), (0.9, 0.75), (0.1, 0.75)), stroke=((0.2, 0.65), (0.6, 0.65))):
+    """A Mask datablock: one closed spline (what may move) and one open stroke (left to right)."""
+    mask = bpy.data.masks.new("waves")
+    layer = mask.layers.new()
+    for points, cyclic in ((region, True), (stroke, False)):
+        spline = layer.splines.new()
+        spline.points.add(len(points) - 1)
+        for point, co in zip(spline.points, points):
+            point.co, point.handle_type = co, "VECTOR"
+        spline.use_cyclic = cyclic
+    return mask
+
+
+def test_mask_splines_land_where_blender_renders_them(scene, tmp_path):
+    """Our mask-space -> pixel mapping, checked against Blender's own render of the Mask."""
+    mask = motion_mask()
+    strip = compat.strips(scene.sequence_editor).new_mask(name="m", mask=mask, channel=1, frame_start=1)
+    render = scene.render
+    render.resolution_x, render.resolution_y, render.resolution_percentage = WIDTH, HEIGHT, 100
+    scene.frame_start = scene.frame_end = 1
+    scene.view_settings.view_transform = "Standard"
+    render.image_settings.file_format, render.filepath = "PNG", str(tmp_path / "mask_")
+    bpy.ops.render.render(animation=True, scene=scene.name)
+    rendered = read_image(str(tmp_path / "mask_0001.png"))[0][..., 0] > 0.5
+    polygons, strokes = loop.mask_splines(mask, WIDTH, HEIGHT)
+    ours = rasterize_polygons(polygons, WIDTH, HEIGHT) > 0.5
+    assert (ours != rendered).mean() < 0.02 and ours.sum() > 200
+    assert strokes[0][0][0] < strokes[0][1][0]  # drawn left to right, read left to right
+    compat.strips(scene.sequence_editor).remove(strip)
+
+
+def test_animate_loop_makes_one_looping_strip(scene, seq_ctx, tmp_path):
+    source, pixels = still(scene, str(tmp_path))
+    motion_mask()
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=12, speed=1.5) == {"FINISHED"}
+    strip = scene.sequence_editor.active_strip
+    assert strip.name == "Loop still" and strip.channel == 2
+    assert (compat.left_handle(strip), compat.right_handle(strip)) == (1, 13)
+    folder = bpy.path.abspath(strip.directory)
+    frames = [read_image(os.path.join(folder, e.filename))[0] for e in strip.elements]
+    polygons, _ = loop.mask_splines(bpy.data.masks["waves"], WIDTH, HEIGHT)
+    outside = rasterize_polygons(polygons, WIDTH, HEIGHT) == 0
+    outside[1:] &= outside[:-1]  # keep clear of the mask's edge pixels, which may take splats
+    outside[:-1] &= outside[1:]
+    for frame in frames:
+        np.testing.assert_allclose(frame[outside], pixels[outside], atol=1 / 65535 + 1e-6)  # still stays still
+    steps = [np.abs(frames[i + 1] - frames[i]).mean() for i in range(len(frames) - 1)]
+    seam = np.abs(frames[0] - frames[-1]).mean()
+    # It moves, and the end flows into the start: without the symmetric splat the jump back would be
+    # the whole loop's motion (about 11 steps here); short loops keep a seam of about 1.4 steps (48 frames: 1.05).
+    assert min(steps) > 0 and seam < 2 * np.mean(steps), (steps, seam)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no mask", "Draw the motion first"),
+    ("no region", "Say what may move"),
+    ("two strips", "Select the one image strip"),
+])
+def test_bad_input_is_explained(scene, seq_ctx, tmp_path, case, message):
+    still(scene, str(tmp_path))
+    options = {"mask": "waves"}
+    if case == "no mask":
+        options = {}
+    elif case == "no region":
+        mask = motion_mask()
+        mask.layers[0].splines.remove(mask.layers[0].splines[0])
+    else:
+        motion_mask()
+        other = compat.strips(scene.sequence_editor).new_image(name="other", filepath=str(tmp_path / "still.png"),
+                                                               channel=3, frame_start=1)
+        other.select = True
+    with seq_ctx(scene), pytest.raises(RuntimeError, match=message):
+        bpy.ops.sequencer.frameweaver_animate_loop(frames=4, **options)
+    assert not any(s.name.startswith("Loop") for s in compat.all_strips(scene.sequence_editor))
