@@ -9,7 +9,8 @@ Scripting (for ``blender -b file.blend -P script.py``)::
 """
 import bpy
 
-from .operators import animate_loop, cancel_job, install_torch, probe_devices, stop_training, train_propagate
+from .operators import (animate_loop, cancel_job, install_torch, preview_loop_motion, probe_devices, stop_training,
+                        train_propagate)
 from .operators import generate_inbetweens as inbetween_operator
 from .operators.inbetween import generate_inbetweens  # noqa: F401  scripting API
 from .operators.loop import loop_still  # noqa: F401  scripting API
@@ -26,6 +27,7 @@ CLASSES = (
     train_propagate.SEQUENCER_OT_frameweaver_train_propagate,
     stop_training.SEQUENCER_OT_frameweaver_stop_training,
     animate_loop.SEQUENCER_OT_frameweaver_animate_loop,
+    preview_loop_motion.SEQUENCER_OT_frameweaver_preview_loop_motion,
     panel.SEQUENCER_PT_frameweaver,
     panel.SEQUENCER_PT_frameweaver_inbetween,
     panel.SEQUENCER_PT_frameweaver_style,

@@ -53,8 +53,12 @@ def mask_splines(mask, width: int, height: int) -> tuple[list, list]:
 
 def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "", mask=None,
             dusk: float = 0.0, dusk_colour=(1.0, 0.55, 0.3), strip=None, output_dir: str = "",
-            context=None) -> job_runner.SceneJob:
-    """Check the still, region and hints, create the job folder and start rendering the loop."""
+            motion_only: bool = False, context=None) -> job_runner.SceneJob:
+    """Check the still, region and hints, create the job folder and start rendering the loop.
+
+    ``motion_only`` draws the motion field as arrows over the still instead (the job's result
+    is then that picture's path), so the motion can be checked before a long render.
+    """
     still = strip or still_strip(scene)
     path = strip_io.key_image(still)
     width, height = image_size(still)
@@ -72,18 +76,21 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     if region is None and not polygons:
         raise strip_io.StripInputError(
             "Say what may move: a closed spline in the Mask, or a mask image strip (white moves, black stays)")
-    title = f"Loop {still.name}"
+    title = f"{'Motion' if motion_only else 'Loop'} {still.name}"
     start = compat.left_handle(still)
     channel = strip_io.free_channel(scene.sequence_editor, start, start + frames, above=still.channel)
     root, temporary = strip_io.output_root(output_dir)
     folder = strip_io.new_job_folder(root, title)
     params = {
         "image": path, "mask": region, "mask_polygons": polygons or None, "hints": [], "strokes": strokes,
-        "frames": frames, "speed": speed, "output_dir": folder, "prefix": "loop",
+        "frames": frames, "speed": speed, "output_dir": folder, "prefix": "loop", "field_only": motion_only,
         "appearance": {"target_rgb": list(dusk_colour), "reference": None, "strength": dusk} if dusk > 0 else None,
     }
 
     def finish(job):
+        if motion_only:
+            scene.frameweaver.loop_motion_preview = job.outputs[0]
+            return job.outputs[0]
         return strip_io.add_image_sequence(scene, title, job.outputs, channel, start)
 
     return job_runner.start(scene, "loop", params, title, folder, temporary, finish, context)
@@ -96,3 +103,8 @@ def loop_still(scene, **options):
     Options are those of :func:`prepare`. Raises on bad input or a failed job.
     """
     return job_runner.run_sync(prepare(scene, **options), job_runner.print_progress)
+
+
+def preview_motion(scene, **options) -> str:
+    """The motion field drawn over the still (a PNG path); also kept for the Loop panel."""
+    return job_runner.run_sync(prepare(scene, motion_only=True, **options))

@@ -167,7 +167,7 @@ def test_command_line_writes_zero_based_frames_and_never_overwrites(inputs, tmp_
     out = tmp_path / "cli"
     argv = [inputs["image"], "--mask", inputs["mask"], "--hints", str(hints), "--frames", "4", "--out", str(out)]
     assert cli_main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == [f"frame_{n:04d}.png" for n in range(4)]
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{n:04d}.png" for n in range(4)] + ["motion_field.png"]
     with pytest.raises(SystemExit, match="Refusing to overwrite"):
         cli_main(argv)
 

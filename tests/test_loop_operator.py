@@ -99,3 +99,16 @@ def test_bad_input_is_explained(scene, seq_ctx, tmp_path, case, message):
     with seq_ctx(scene), pytest.raises(RuntimeError, match=message):
         bpy.ops.sequencer.frameweaver_animate_loop(frames=4, **options)
     assert not any(s.name.startswith("Loop") for s in compat.all_strips(scene.sequence_editor))
+
+
+def test_preview_motion_draws_arrows_and_makes_no_strip(scene, seq_ctx, tmp_path):
+    _, pixels = still(scene, str(tmp_path))
+    motion_mask()
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_preview_loop_motion(mask="waves", speed=2.0) == {"FINISHED"}
+    arrows = read_image(scene.frameweaver.loop_motion_preview)[0]
+    changed = np.abs(arrows - pixels * 0.6).max(-1) > 0.05  # arrow pixels, against the dimmed still
+    polygons, _ = loop.mask_splines(bpy.data.masks["waves"], WIDTH, HEIGHT)
+    region = rasterize_polygons(polygons, WIDTH, HEIGHT) > 0
+    assert changed.any() and changed[region].sum() >= 0.8 * changed.sum()  # arrows only where things move
+    assert [s.name for s in compat.all_strips(scene.sequence_editor)] == ["still"]

@@ -146,6 +146,11 @@ class SEQUENCER_PT_frameweaver_loop(bpy.types.Panel):
         layout.prop(settings, "loop_dusk")
         if settings.loop_dusk > 0:
             layout.prop(settings, "loop_dusk_colour")
+        preview = layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD")
+        preview.speed, preview.mask_strip = settings.loop_speed, settings.loop_mask_strip
+        preview.mask = settings.loop_mask.name if settings.loop_mask else ""
+        if settings.loop_motion_preview and os.path.isfile(settings.loop_motion_preview):
+            layout.template_icon(icon_value=previews.icon_id(settings.loop_motion_preview), scale=8.0)
         op = layout.operator("sequencer.frameweaver_animate_loop", icon="FILE_REFRESH")
         op.frames, op.speed, op.dusk = settings.loop_frames, settings.loop_speed, settings.loop_dusk
         op.mask = settings.loop_mask.name if settings.loop_mask else ""

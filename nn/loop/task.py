@@ -13,11 +13,12 @@ import os
 import numpy as np
 import torch
 
-from ..imageio import read_image, write_image
+from ..imageio import ImageFormat, read_image, write_image
 from ..inbetween.task import output_format, to_pixels, to_tensor
 from ..worker import TaskError
 from .appearance import LightChange
 from .hints import all_arrows, rasterize_polygons, velocity_field
+from .preview import field_arrows
 from .synthesis import Loop
 
 MIN_SIDE = 32
@@ -90,10 +91,16 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     fmt = output_format(still_format)
     light = light_change(params, still, fmt.is_float, ctx)
 
-    ctx.progress(0.0, "Following the motion")
     out_dir, prefix = params["output_dir"], params.get("prefix", "loop")
-    first_number = int(params.get("first_number", 1))  # the command line counts from 0
     os.makedirs(out_dir, exist_ok=True)
+    arrows_path = os.path.join(out_dir, "motion_field.png")  # shown first, and all a motion preview wants
+    write_image(arrows_path, field_arrows(pixels, velocity[0].cpu().numpy()), ImageFormat(".png", "uint8", 3))
+    info = {"width": width, "height": height, "frames": frames, "mean_speed": round(mean_speed, 4),
+            "moving_fraction": round(float(mask.mean()), 4), "motion_field": arrows_path}
+    if params.get("field_only"):
+        return [arrows_path], info
+    ctx.progress(0.0, "Following the motion", preview=arrows_path)
+    first_number = int(params.get("first_number", 1))  # the command line counts from 0
     outputs = []
     with torch.inference_mode():
         for t, frame in enumerate(Loop(still, mask_tensor, velocity, frames)):
@@ -102,7 +109,4 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
             write_image(path, to_pixels(frame), fmt)
             outputs.append(path)
             ctx.progress((t + 1) / frames, f"Frame {t + 1} of {frames}", preview=path)
-    return outputs, {
-        "width": width, "height": height, "frames": frames, "format": fmt.extension, "pixel_type": fmt.pixel_type,
-        "mean_speed": round(mean_speed, 4), "moving_fraction": round(float(mask.mean()), 4),
-    }
+    return outputs, {**info, "format": fmt.extension, "pixel_type": fmt.pixel_type}
