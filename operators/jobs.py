@@ -38,6 +38,10 @@ class WorkerRuntime:
         env = dict(os.environ)
         env["PYTHONNOUSERSITE"] = "1"  # user-site packages are a classic source of torch clashes
         env["PYTHONUNBUFFERED"] = "1"
+        # OpenMP threads that spin while waiting made a CPU training step 10-50x slower whenever
+        # another process kept a core busy (docs/BENCHMARKS.md, style propagation); it must be set
+        # before torch starts, so it is set here. A user's own setting wins.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         paths = [EXTENSION_ROOT, *self.extra_paths]
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])

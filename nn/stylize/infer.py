@@ -94,7 +94,8 @@ def propagate(generator, config, frames: Callable[[int], torch.Tensor], count: i
         pending.clear()
 
     # A model without guides needs no painted key: it is applied to any clip frame by frame.
-    order = advected_positions(frames, count, sorted(painted), flow) if painted else (
+    # Nor does it need motion: no flow is computed for it.
+    order = advected_positions(frames, count, sorted(painted), flow if config.guides else None) if painted else (
         (i, None, identity_positions(*frames(i).shape[-2:], frames(i).device)) for i in range(count))
     for index, key, positions in order:
         pending.append((index, network_input(config.guides, frames(index)[:, :3], positions, painted.get(key))))

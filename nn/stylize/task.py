@@ -19,7 +19,7 @@ from ..imageio import ImageFormat, read_image, write_image
 from ..inbetween.task import output_format, to_pixels, to_tensor
 from ..worker import TaskError
 from .guides import Flow, advected_positions, nearest_key, network_input
-from .infer import propagate, run_generator
+from .infer import compose, propagate, run_generator
 from .train import Keyframe, StyleConfig, Trainer, load_model
 from .vgg import load_vgg
 
@@ -44,6 +44,17 @@ def unique_path(folder: str, stem: str, ext: str) -> str:
     while os.path.lexists(path := os.path.join(folder, f"{stem}_{number:04d}{ext}")):
         number += 1
     return path
+
+
+def stored_keys(stored: dict, count: int, size: tuple[int, int], fit_sizes: bool, model_file: str) -> dict:
+    name = os.path.basename(model_file)
+    if outside := [i for i in stored if not 0 <= i < count]:
+        raise TaskError(f"The model {name} was trained on a keyframe at frame {outside[0] + 1}, but the footage has "
+                        f"{count} frames: place painted keyframes on this footage")
+    if any(image.shape[-2:] != size for image in stored.values()) and not fit_sizes:
+        raise TaskError(f"The model {name} was trained on frames of another size than this footage "
+                        f"({size[1]}x{size[0]}). Enable 'Fit Sizes' to resize its keyframes.")
+    return {i: fitted(image, size) if image.shape[-2:] != size else image for i, image in stored.items()}
 
 
 def check_params(params: dict) -> None:
@@ -109,8 +120,10 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
 
     model_file, train = params.get("model_file"), True
     if model_file:
-        generator, config, steps = load_model(model_file, device)
+        generator, config, steps, stored = load_model(model_file, device)
         train = bool(params.get("resume"))
+        if not painted:  # applying a model alone: the keyframes it was trained on come with it
+            painted = stored_keys(stored, len(paths), (height, width), bool(params.get("fit_sizes")), model_file)
         if config.guides and flow is None:
             raise TaskError(f"The model {os.path.basename(model_file)} follows the footage's motion, which needs the "
                             f"RIFE weights: {notes[-1]}")
@@ -179,9 +192,11 @@ def train_model(params, ctx, config, generator, steps, painted, frame, mask, flo
 
     def report(fraction: float, loss: float) -> None:
         path = None
-        if preview_input is not None and time.perf_counter() - last_preview[0] >= PREVIEW_EVERY:
+        due = time.perf_counter() - last_preview[0] >= PREVIEW_EVERY or fraction >= 1.0  # and the final look
+        if preview_input is not None and due:
             trainer.generator.eval()
-            out = run_generator(trainer.generator, preview_input, ctx.half)
+            out = compose(run_generator(trainer.generator, preview_input, ctx.half), frame(preview_index)[:, :3],
+                          mask(preview_index))
             trainer.generator.train()
             os.makedirs(previews, exist_ok=True)
             path = unique_path(previews, "preview", ".png")
@@ -196,6 +211,6 @@ def train_model(params, ctx, config, generator, steps, painted, frame, mask, flo
     info = {"steps": trainer.steps, "train_seconds": time.perf_counter() - start,
             "loss": losses[-1] if losses else None, "stopped_early": bool(stop_file) and os.path.exists(stop_file)}
     if params.get("save_model"):
-        trainer.save(params["save_model"])
+        trainer.save(params["save_model"], painted)
         info["model_file"] = params["save_model"]
     return trainer.generator, info

@@ -31,15 +31,21 @@ OVERRIDABLE = ("patch_size", "batch_size", "learning_rate", "blocks", "channels"
 
 @dataclass(frozen=True)
 class StyleConfig:
-    guides: tuple[str, ...] = ("key",)
+    """Defaults tuned on lynx S1 at 512x288 with 60 s of 1-thread CPU training (docs/BENCHMARKS.md):
+    16 channels / 2 blocks beat 24 / 3 (more steps in the budget), 2e-3 beat 4e-3, and a guide
+    shift of 8 px beat 2 and 4 px (2 px barely improves on the carried key at all)."""
+
+    guides: tuple[str, ...] = ("key",)  # "position" as well measured no better
     channels: int = 16
     blocks: int = 2
     patch_size: int = 48
     batch_size: int = 16
     learning_rate: float = 2e-3
-    shift: float = 4.0  # px: how far training misaligns the key guide, so the net learns to re-align it
-    adversarial: float = 0.0  # loss weights; 0 switches a term (and its cost) off
-    perceptual: float = 0.05
+    shift: float = 8.0  # px: how far training misaligns the key guide, so the net learns to re-align it
+    # Loss weights; 0 switches a term (and its cost) off. The adversarial term about doubles a
+    # step's cost and its effect on held-out frames is not measured yet: off unless asked for.
+    adversarial: float = 0.0
+    perceptual: float = 0.05  # used only on a GPU with the VGG-19 weights installed (see task.py)
 
     @property
     def in_channels(self) -> int:
@@ -186,17 +192,26 @@ class Trainer:
             report(1.0, sum(losses[-20:]) / len(losses[-20:]))
         return losses
 
-    def save(self, path: str) -> None:
-        save_model(path, self.generator, self.config, self.steps)
+    def save(self, path: str, painted: dict[int, torch.Tensor] | None = None) -> None:
+        save_model(path, self.generator, self.config, self.steps, painted)
 
 
-def save_model(path: str, generator: Generator, config: StyleConfig, steps: int) -> None:
-    """Write a new file (refuses to overwrite), complete under its final name or not at all."""
+PAINTED = "painted."  # tensor-name prefix of the keyframes stored with a model
+
+
+def save_model(path: str, generator: Generator, config: StyleConfig, steps: int,
+               painted: dict[int, torch.Tensor] | None = None) -> None:
+    """Write a new file (refuses to overwrite), complete under its final name or not at all.
+
+    ``painted`` (key index -> (1, 3, H, W)) is stored too, so the model can later be
+    applied (to the same footage, or a longer cut of it) without the keyframe files.
+    """
     from safetensors.torch import save_file
 
     if os.path.lexists(path):
         raise FileExistsError(f"Refusing to overwrite {path}")
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in generator.state_dict().items()}
+    tensors.update({f"{PAINTED}{i}": v.detach().float().contiguous().cpu() for i, v in (painted or {}).items()})
     partial = f"{path}.partial-{os.getpid()}"
     save_file(tensors, partial, metadata={"format": FORMAT, "config": config.to_json(), "steps": str(steps)})
     try:
@@ -205,8 +220,8 @@ def save_model(path: str, generator: Generator, config: StyleConfig, steps: int)
         os.unlink(partial)
 
 
-def load_model(path: str, device) -> tuple[Generator, StyleConfig, int]:
-    """(generator in eval mode, its config, steps trained) from a ``save_model`` file."""
+def load_model(path: str, device) -> tuple[Generator, StyleConfig, int, dict[int, torch.Tensor]]:
+    """(generator in eval mode, its config, steps trained, stored keyframes) from a ``save_model`` file."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -215,6 +230,8 @@ def load_model(path: str, device) -> tuple[Generator, StyleConfig, int]:
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a Frameweaver style model (format {meta.get('format')!r})")
     config = StyleConfig.from_json(meta["config"])
+    tensors = load_file(path)
+    painted = {int(k[len(PAINTED):]): v.float().to(device) for k, v in tensors.items() if k.startswith(PAINTED)}
     generator = config.generator()
-    generator.load_state_dict(load_file(path))
-    return generator.to(device).eval(), config, int(meta.get("steps", 0))
+    generator.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(PAINTED)})
+    return generator.to(device).eval(), config, int(meta.get("steps", 0)), painted
