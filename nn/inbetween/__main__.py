@@ -11,12 +11,10 @@ import sys
 
 import torch
 
-from ..device import pick_device, use_half
+from ..cli import add_runtime_arguments, hub_settings, task_context
 from ..imageio import read_image, write_image
-from ..worker import TaskContext
 from .task import load_model, output_format, to_pixels, to_tensor
 
-DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "hub")
 
 
 def parse_args(argv):
@@ -27,11 +25,7 @@ def parse_args(argv):
     parser.add_argument("--model", default="rife-v4.25", choices=["rife-v4.25", "rife-hdv3", "blend"])
     parser.add_argument("--out", required=True)
     parser.add_argument("--weights", help="a local checkpoint (.safetensors, or a legacy .pkl/.pth of tensors)")
-    parser.add_argument("--weights-dir", default="", help="folder holding <model>/<file>, used before the Hub")
-    parser.add_argument("--cache-dir", default=DEFAULT_CACHE)
-    parser.add_argument("--offline", action="store_true", help="never download")
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
-    parser.add_argument("--half", action="store_true", help="fp16 on CUDA")
+    add_runtime_arguments(parser)
     parser.add_argument("--flow-scale", type=float, default=0.0, choices=[0.0, 1.0, 0.5, 0.25],
                         help="resolution motion is estimated at; 0: automatic (0.5 at 2K and above)")
     return parser.parse_args(argv)
@@ -45,18 +39,17 @@ def main(argv=None) -> int:
     second, _ = read_image(args.second)
     if first.shape != second.shape:
         sys.exit(f"The images differ in size or channels: {first.shape} and {second.shape}")
-    device = pick_device(args.device)
-    ctx = TaskContext(device, use_half(device, args.half))
+    ctx = task_context(args)
     params = {
         "model": args.model, "weights_file": args.weights, "flow_scale": args.flow_scale,
         "size": (first.shape[1], first.shape[0]),
-        "hub": {"cache_dir": args.cache_dir, "local_dir": args.weights_dir, "online": not args.offline},
+        "hub": hub_settings(args),
     }
     model = load_model(params, ctx)
     out_fmt = output_format(fmt)
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.splitext(os.path.basename(args.first))[0]
-    key_a, key_b = to_tensor(first, device), to_tensor(second, device)
+    key_a, key_b = to_tensor(first, ctx.device), to_tensor(second, ctx.device)
     with torch.inference_mode():
         for t in args.times:
             path = os.path.join(args.out, f"{stem}_t{t:.3f}{out_fmt.extension}")

@@ -14,12 +14,11 @@ import re
 import shutil
 import sys
 
-from ..device import pick_device, use_half
-from ..worker import TaskContext, TaskError
+from ..cli import add_runtime_arguments, hub_settings, task_context
+from ..worker import TaskError
 from . import task
 from .task import output_format
 
-DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "hub")
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".webp", ".bmp"}
 
 
@@ -53,11 +52,7 @@ def parse_args(argv):
     parser.add_argument("--seconds", type=float, default=300.0, help="training budget")
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", help="a trained model (.safetensors) to reuse without training")
-    parser.add_argument("--weights-dir", default="", help="folder holding <name>/<file> weights, used before the Hub")
-    parser.add_argument("--cache-dir", default=DEFAULT_CACHE)
-    parser.add_argument("--offline", action="store_true", help="never download")
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
-    parser.add_argument("--half", action="store_true", help="fp16 inference on CUDA")
+    add_runtime_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -82,15 +77,14 @@ def main(argv=None) -> int:
         sys.exit(f"Refusing to overwrite {len(taken)} existing file(s) in {args.out}, e.g. {taken[0]}")
     os.makedirs(args.out, exist_ok=True)
     work = os.path.join(args.out, f".stylize-{os.getpid()}")  # task names, renamed to the input names at the end
-    device = pick_device(args.device)
-    ctx = TaskContext(device, use_half(device, args.half))
+    ctx = task_context(args)
     ctx.progress = lambda fraction, message, preview=None: print(f"{fraction:6.1%} {message}", file=sys.stderr)
     params = {
         "frames": frames, "keys": keys, "masks": match_masks(frames, args.masks) if args.masks else None,
         "output_dir": work, "prefix": "style", "seconds": args.seconds, "stop_file": None,
         "model_file": args.model, "resume": False, "save_model": None if args.model else model_path,
         "preview_index": keys[0]["index"] if keys else 0, "fit_sizes": False,
-        "hub": {"cache_dir": args.cache_dir, "local_dir": args.weights_dir, "online": not args.offline},
+        "hub": hub_settings(args),
     }
     os.makedirs(work)
     try:
