@@ -1,7 +1,8 @@
 """Cancel the scene's running job: the worker is killed and nothing is kept."""
 import bpy
 
-from . import compat, jobs
+from . import compat
+from .job_runner import running_job
 
 
 class SEQUENCER_OT_frameweaver_cancel_job(bpy.types.Operator):
@@ -11,10 +12,8 @@ class SEQUENCER_OT_frameweaver_cancel_job(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        scene = compat.sequencer_scene(context)
-        job = jobs.active_job(scene.as_pointer()) if scene else None
-        return job is not None and not job.finished
+        return running_job(compat.sequencer_scene(context)) is not None
 
     def execute(self, context):
-        jobs.active_job(compat.sequencer_scene(context).as_pointer()).cancel()
+        running_job(compat.sequencer_scene(context)).cancel()
         return {"FINISHED"}

@@ -4,8 +4,6 @@ Used by the operator and by scripts (``frameweaver.generate_inbetweens``).
 """
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 
 from . import compat, job_runner, strip_io
@@ -173,7 +171,8 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
     folder = strip_io.new_job_folder(root, title.replace("–", "_"))
     try:
         if mode == "RETIME":
-            names, paths = source_frames(source, os.path.join(folder, "source"))
+            frames = strip_io.clip_frames(source, folder)
+            names, paths = [f"frame {frame}" for frame, _ in frames], [path for _, path in frames]
             plan = plan_retime(compat.left_handle(source), len(paths), ratio)
         else:
             names, paths = [s.name for s in inputs], [strip_io.key_image(s) for s in inputs]
@@ -193,25 +192,13 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
     def finish(job):
         files = [job.outputs[i] for i in plan.timeline]
         strip = strip_io.add_image_sequence(scene, title, files, channel, plan.frame_start)
-        shutil.rmtree(os.path.join(folder, "source"), ignore_errors=True)  # extracted movie frames
+        strip_io.discard_decoded(folder)
         return strip
 
     def warnings(job):
         return cut_warning(job.info, names)
 
     return job_runner.start(scene, "inbetween", params, title, folder, temporary, finish, context, warnings)
-
-
-def source_frames(strip, movie_folder: str) -> tuple[list[str], list[str]]:
-    """(names for messages, files) of every frame a strip to retime shows."""
-    if strip.type == "MOVIE":
-        os.makedirs(movie_folder)
-        frames = strip_io.movie_frames(strip, movie_folder)
-    else:
-        frames = strip_io.image_frames(strip)
-        if missing := [path for _, path in frames if not os.path.isfile(path)]:
-            raise strip_io.StripInputError(f"'{strip.name}' has {len(missing)} missing images, first {missing[0]}")
-    return [f"frame {frame}" for frame, _ in frames], [path for _, path in frames]
 
 
 def generate_inbetweens(scene, **options):

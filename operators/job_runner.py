@@ -74,6 +74,12 @@ class SceneJob:
         return f"Frames written to {kind}: {self.folder}"
 
 
+def running_job(scene) -> jobs.Job | None:
+    """The scene's job while it runs (None without a scene, a job, or once it has ended)."""
+    job = jobs.active_job(scene.as_pointer()) if scene else None
+    return job if job is not None and not job.finished else None
+
+
 def start(scene, task: str, params: dict, title: str, folder: str, temporary: bool, finish, context=None,
           warnings=None) -> SceneJob:
     """Start ``task`` for ``scene``, refusing while another job runs in that scene."""

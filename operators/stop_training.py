@@ -1,7 +1,8 @@
 """Style tab > Stop & Propagate: end training now and stylize with what was learned."""
 import bpy
 
-from . import compat, jobs, stylize
+from . import compat, stylize
+from .job_runner import running_job
 
 
 class SEQUENCER_OT_frameweaver_stop_training(bpy.types.Operator):
@@ -11,13 +12,11 @@ class SEQUENCER_OT_frameweaver_stop_training(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        scene = compat.sequencer_scene(context)
-        job = jobs.active_job(scene.as_pointer()) if scene else None
-        return job is not None and job.task == "stylize" and not job.finished
+        job = running_job(compat.sequencer_scene(context))
+        return job is not None and job.task == "stylize"
 
     def execute(self, context):
-        job = jobs.active_job(compat.sequencer_scene(context).as_pointer())
-        if not stylize.stop_training(job):
+        if not stylize.stop_training(running_job(compat.sequencer_scene(context))):
             self.report({"WARNING"}, "No style training is running")
             return {"CANCELLED"}
         self.report({"INFO"}, "Stopping training; propagating what was learned")

@@ -78,6 +78,29 @@ def movie_frames(strip, folder: str) -> list[tuple[int, str]]:
         bpy.data.scenes.remove(scene)
 
 
+DECODED_FOLDER = "decoded"  # inside a job folder: movie frames decoded for the worker
+
+
+def clip_frames(strip, job_folder: str) -> list[tuple[int, str]]:
+    """(scene frame, file) for every frame an image-sequence or movie strip shows, in timeline order.
+
+    Movies are decoded into ``job_folder``/decoded (see ``discard_decoded``); every image must exist.
+    """
+    if strip.type == "MOVIE":
+        folder = os.path.join(job_folder, DECODED_FOLDER)
+        os.makedirs(folder, exist_ok=True)
+        return movie_frames(strip, folder)
+    frames = image_frames(strip)
+    if missing := [path for _, path in frames if not os.path.isfile(path)]:
+        raise StripInputError(f"'{strip.name}' has {len(missing)} missing images, first {missing[0]}")
+    return frames
+
+
+def discard_decoded(job_folder: str) -> None:
+    """Remove decoded movie frames once the result strip no longer needs them."""
+    shutil.rmtree(os.path.join(job_folder, DECODED_FOLDER), ignore_errors=True)
+
+
 def output_root(chosen: str = "") -> tuple[str, bool]:
     """The chosen folder, else ``//frameweaver`` beside the saved .blend, else a temp folder.
 
@@ -134,8 +157,10 @@ def add_image_sequence(scene, name: str, files: list[str], channel: int, frame_s
 
     Files must share a folder. If anything fails midway, the half-made strip is removed.
     """
-    if not files or (missing := [path for path in files if not os.path.isfile(path)]):
-        raise StripInputError(f"The job reported frames it did not write ({missing[0] if files else 'none'})")
+    if not files:
+        raise StripInputError("The job reported no frames")
+    if missing := [path for path in files if not os.path.isfile(path)]:
+        raise StripInputError(f"The job reported frames it did not write ({missing[0]})")
     editor = scene.sequence_editor_create()
     folder = os.path.dirname(files[0])
     strip = compat.strips(editor).new_image(name=name, filepath=files[0], channel=channel, frame_start=frame_start)

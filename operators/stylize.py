@@ -7,7 +7,6 @@ footage, placed at the frame it stylizes. Used by the operators and by scripts
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 
 from . import compat, job_runner, strip_io
@@ -58,17 +57,6 @@ def painted_keys(scene, footage, exclude=()) -> list[PaintedKey]:
     return sorted(keys, key=lambda key: key.index)
 
 
-def footage_files(strip, folder: str) -> list[str]:
-    """The file of every frame the footage shows; movies are decoded into ``folder``."""
-    if strip.type == "MOVIE":
-        os.makedirs(folder, exist_ok=True)
-        return [path for _, path in strip_io.movie_frames(strip, folder)]
-    frames = strip_io.image_frames(strip)
-    if missing := [path for _, path in frames if not os.path.isfile(path)]:
-        raise strip_io.StripInputError(f"'{strip.name}' has {len(missing)} missing images, first {missing[0]}")
-    return [path for _, path in frames]
-
-
 def mask_files(mask, footage) -> list[str | None]:
     """Per footage frame, the mask image shown at that frame (None where the mask strip has none)."""
     if mask.type != "IMAGE":
@@ -99,7 +87,7 @@ def prepare(scene, *, footage: str = "", mask: str = "", seconds: float = 120.0,
     root, temporary = strip_io.output_root(output_dir)
     folder = strip_io.new_job_folder(root, title)
     try:
-        frames = footage_files(source, os.path.join(folder, "source"))
+        frames = [path for _, path in strip_io.clip_frames(source, folder)]
         masks = mask_files(mask_strip, source) if mask_strip else None
     except Exception:
         strip_io.discard_job_folder(folder)
@@ -116,7 +104,7 @@ def prepare(scene, *, footage: str = "", mask: str = "", seconds: float = 120.0,
 
     def finish(job):
         strip = strip_io.add_image_sequence(scene, title, job.outputs, channel, start)
-        shutil.rmtree(os.path.join(folder, "source"), ignore_errors=True)  # decoded movie frames
+        strip_io.discard_decoded(folder)
         if os.path.isfile(params["save_model"]):
             scene.frameweaver.style_model = params["save_model"]  # for Resume and for longer clips
         return strip

@@ -81,7 +81,8 @@ def test_retime_a_movie_strip(scene, seq_ctx, tmp_path):
     frames = result_frames(strip)
     assert len(frames) == 6 and frames[0].shape == (64, 96, 3)
     assert frames[2].mean() != frames[0].mean()  # the movie's own frames, in order
-    assert not os.path.exists(os.path.join(bpy.path.abspath(strip.directory), "source"))  # extraction cleaned up
+    decoded = os.path.join(bpy.path.abspath(strip.directory), FRAMEWEAVER.operators.strip_io.DECODED_FOLDER)
+    assert not os.path.exists(decoded)  # decoded movie frames cleaned up
 
 
 def test_retime_to_a_target_fps(scene, seq_ctx, tmp_path):

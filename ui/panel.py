@@ -3,13 +3,9 @@ import bpy
 
 import os
 
-from ..operators import compat, jobs, stylize
+from ..operators import compat, stylize
+from ..operators.job_runner import running_job
 from . import previews
-
-
-def running_job(scene):
-    job = jobs.active_job(scene.as_pointer()) if scene else None
-    return job if job is not None and not job.finished else None
 
 
 def draw_job(layout, scene, preview: bool = False) -> bool:
@@ -25,10 +21,15 @@ def draw_job(layout, scene, preview: bool = False) -> bool:
     return True
 
 
-class SEQUENCER_PT_frameweaver(bpy.types.Panel):
+class SidebarTab:
+    """Where every Frameweaver panel lives: the Sequencer sidebar's Frameweaver tab."""
+
     bl_space_type = "SEQUENCE_EDITOR"
     bl_region_type = "UI"
     bl_category = "Frameweaver"
+
+
+class SEQUENCER_PT_frameweaver(SidebarTab, bpy.types.Panel):
     bl_label = "Frameweaver"
 
     @classmethod
@@ -44,10 +45,7 @@ class SEQUENCER_PT_frameweaver(bpy.types.Panel):
 OPERATOR_TO_SETTING = {"model": "inbetween_model", "mode": "inbetween_mode", "count": "inbetween_count"}
 
 
-class SEQUENCER_PT_frameweaver_inbetween(bpy.types.Panel):
-    bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Frameweaver"
+class SEQUENCER_PT_frameweaver_inbetween(SidebarTab, bpy.types.Panel):
     bl_label = "Inbetweens"
     bl_parent_id = "SEQUENCER_PT_frameweaver"
 
@@ -75,10 +73,7 @@ class SEQUENCER_PT_frameweaver_inbetween(bpy.types.Panel):
             setattr(op, name, getattr(settings, OPERATOR_TO_SETTING.get(name, name)))
 
 
-class SEQUENCER_PT_frameweaver_style(bpy.types.Panel):
-    bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Frameweaver"
+class SEQUENCER_PT_frameweaver_style(SidebarTab, bpy.types.Panel):
     bl_label = "Style"
     bl_parent_id = "SEQUENCER_PT_frameweaver"
 
@@ -126,10 +121,7 @@ class SEQUENCER_PT_frameweaver_style(bpy.types.Panel):
         op.model_file = settings.style_model if model else ""
 
 
-class SEQUENCER_PT_frameweaver_loop(bpy.types.Panel):
-    bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Frameweaver"
+class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
     bl_label = "Loop"
     bl_parent_id = "SEQUENCER_PT_frameweaver"
 
