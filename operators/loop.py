@@ -51,6 +51,23 @@ def mask_splines(mask, width: int, height: int) -> tuple[list, list]:
     return polygons, strokes
 
 
+def points_outside(splines, width: int, height: int) -> int:
+    """How many spline points lie off the still (half a pixel of slack for points on its edge)."""
+    return sum(not (-0.5 <= x <= width + 0.5 and -0.5 <= y <= height + 0.5) for spline in splines for x, y in spline)
+
+
+def loop_warnings(info: dict, mask_name: str, off_still: int, width: int, height: int) -> str:
+    """What the user should know about a finished loop: hints or Mask points that were ignored."""
+    notes = []
+    if off_still:
+        notes.append(f"{off_still} point(s) of the Mask '{mask_name}' lie outside the {width}x{height} still; was it "
+                     "drawn over an image of another shape? Parts outside the still are ignored")
+    if info.get("hints_outside_mask"):
+        notes.append(f"{info['hints_outside_mask']} of {info['hints']} hint segments lie outside the region that may "
+                     "move and were ignored")
+    return "; ".join(notes)
+
+
 def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "", mask=None,
             dusk: float = 0.0, dusk_colour=(1.0, 0.55, 0.3), strip=None, output_dir: str = "",
             motion_only: bool = False, context=None) -> job_runner.SceneJob:
@@ -76,6 +93,11 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     if region is None and not polygons:
         raise strip_io.StripInputError(
             "Say what may move: a closed spline in the Mask, or a mask image strip (white moves, black stays)")
+    off_still = points_outside(polygons + strokes, width, height)
+    if off_still == sum(len(spline) for spline in polygons + strokes):
+        raise strip_io.StripInputError(
+            f"Every point of the Mask '{mask.name}' lies outside the {width}x{height} still. Draw it over this "
+            "still (Image Editor, Mask mode, with the still as its image)")
     title = f"{'Motion' if motion_only else 'Loop'} {still.name}"
     start = compat.left_handle(still)
     channel = strip_io.free_channel(scene.sequence_editor, start, start + frames, above=still.channel)
@@ -93,7 +115,10 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
             return job.outputs[0]
         return strip_io.add_image_sequence(scene, title, job.outputs, channel, start)
 
-    return job_runner.start(scene, "loop", params, title, folder, temporary, finish, context)
+    def warnings(job):
+        return loop_warnings(job.info, mask.name if mask is not None else "", off_still, width, height)
+
+    return job_runner.start(scene, "loop", params, title, folder, temporary, finish, context, warnings)
 
 
 def loop_still(scene, **options):

@@ -12,6 +12,7 @@ from nn.loop.hints import rasterize_polygons
 
 compat = FRAMEWEAVER.operators.compat
 loop = FRAMEWEAVER.operators.loop
+strip_io = FRAMEWEAVER.operators.strip_io
 WIDTH, HEIGHT = 96, 64
 
 
@@ -74,8 +75,9 @@ def test_animate_loop_makes_one_looping_strip(scene, seq_ctx, tmp_path):
     steps = [np.abs(frames[i + 1] - frames[i]).mean() for i in range(len(frames) - 1)]
     seam = np.abs(frames[0] - frames[-1]).mean()
     # It moves, and the end flows into the start: without the symmetric splat the jump back would be
-    # the whole loop's motion (about 11 steps here); short loops keep a seam of about 1.4 steps (48 frames: 1.05).
-    assert min(steps) > 0 and seam < 2 * np.mean(steps), (steps, seam)
+    # the whole loop's motion (about 11 steps here). The jump is the size of the steps next to it;
+    # on this coarse texture mid-loop steps are smaller, so it is 1.28 times the mean (48-frame demos: 0.9-1.0).
+    assert min(steps) > 0 and seam < 1.1 * max(steps[0], steps[-1]) and seam < 1.4 * np.mean(steps), (steps, seam)
 
 
 @pytest.mark.parametrize("case, message", [
@@ -112,3 +114,27 @@ def test_preview_motion_draws_arrows_and_makes_no_strip(scene, seq_ctx, tmp_path
     region = rasterize_polygons(polygons, WIDTH, HEIGHT) > 0
     assert changed.any() and changed[region].sum() >= 0.8 * changed.sum()  # arrows only where things move
     assert [s.name for s in compat.all_strips(scene.sequence_editor)] == ["still"]
+
+
+def test_a_mask_reaching_off_the_still_warns_and_one_wholly_off_it_is_refused(scene, tmp_path, capsys):
+    """A Mask drawn over a wider picture: the part over the still is used and the rest reported."""
+    still(scene, str(tmp_path))
+    mask = motion_mask(region=((-0.3, 0.55), (1.3, 0.55), (1.3, 0.75), (-0.3, 0.75)))
+    strip = loop.loop_still(scene, mask=mask, frames=2)
+    assert strip.name == "Loop still" and len(strip.elements) == 2
+    assert "4 point(s) of the Mask 'waves' lie outside the 96x64 still" in capsys.readouterr().err
+    far = motion_mask(region=((2.0, 2.0), (3.0, 2.0), (3.0, 3.0)), stroke=((2.2, 2.5), (2.8, 2.5)))
+    with pytest.raises(strip_io.StripInputError, match=r"Every point of the Mask 'waves.001' lies outside"):
+        loop.loop_still(scene, mask=far, frames=2)
+    assert len(compat.all_strips(scene.sequence_editor)) == 2  # the still and the first loop only
+
+
+def test_hints_off_the_region_are_reported(scene, tmp_path, capsys):
+    still(scene, str(tmp_path))
+    mask = motion_mask()
+    spline = mask.layers[0].splines.new()  # a second stroke, on the still but above the region
+    spline.points.add(1)
+    spline.points[0].co, spline.points[1].co = (0.2, 0.8), (0.6, 0.8)  # mask space: the still spans y 0.17..0.83
+    loop.loop_still(scene, mask=mask, frames=2)
+    err = capsys.readouterr().err
+    assert "1 of 2 hint segments lie outside the region that may move" in err and "outside the 96x64" not in err

@@ -111,6 +111,19 @@ def hint_constraints(arrows: np.ndarray, speed: float, width: int, height: int) 
     return torch.from_numpy(total).float()[None], torch.from_numpy(count).float()[None, None]
 
 
+def arrows_in_mask(arrows: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(K,) bool: which arrows touch ``mask`` (H, W) anywhere along their length, not just at the start."""
+    height, width = mask.shape
+    touching = np.zeros(len(arrows), dtype=bool)
+    for index, (x0, y0, x1, y1) in enumerate(arrows):
+        samples = int(np.ceil(2 * np.hypot(x1 - x0, y1 - y0))) + 1  # every half pixel, as hint_constraints
+        xs = np.linspace(x0, x1, samples).astype(np.int64)
+        ys = np.linspace(y0, y1, samples).astype(np.int64)
+        on_image = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+        touching[index] = mask[ys[on_image], xs[on_image]].any()
+    return touching
+
+
 def _neighbour_weights(guide: torch.Tensor, inside: torch.Tensor) -> list[torch.Tensor]:
     """Weights (1, 1, h, w) to the right, left, lower and upper neighbour; zero off the region."""
     padded_guide = F.pad(guide, (1, 1, 1, 1), mode="replicate")

@@ -5,8 +5,9 @@ field (Euler steps, one per frame). Frame t splats the still's pixels to where t
 are after t steps; on its own that leaves holes upstream and never returns to the start. So
 frame t also splats the still along the field integrated *backward* for N - t steps (where the
 particles must start to arrive home at frame N) and blends the two with weights (N - t) / N and
-t / N: frame 0 and frame N are both the still, so the last frame flows into the first, and each
-direction fills the other's holes. Pixels outside the mask are the still's, exactly.
+t / N: at times 0 and N both are the still, so the last frame flows into the first, and each
+direction fills the other's holes. Frames are rendered at times 1/2, 3/2, ..., N - 1/2. Pixels
+outside the mask are the still's, exactly.
 """
 from __future__ import annotations
 
@@ -127,6 +128,13 @@ class Loop:
         return self.frames
 
     def __iter__(self) -> Iterator[torch.Tensor]:
+        # Frames sit half a step off the integer times (t + 1/2): then no frame is the still
+        # itself, every frame is resampled alike, and the jump from the last frame to the first
+        # is one ordinary step (with frame 0 the exact still, that jump was 5-9% larger).
         n = self.frames
         for t, forward in enumerate(integrate(self.velocity, self.start, n - 1)):
-            yield self.render([(forward, (n - t) / n), (self.backward[n - t], t / n)])
+            home = self.backward[n - t - 1]
+            ahead = forward + 0.5 * sample(self.velocity, forward)
+            behind = home - 0.5 * sample(self.velocity, home)
+            time = t + 0.5
+            yield self.render([(ahead, (n - time) / n), (behind, time / n)])

@@ -12,12 +12,13 @@ import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..imageio import ImageFormat, read_image, write_image
 from ..inbetween.task import output_format, to_pixels, to_tensor
 from ..worker import TaskError
 from .appearance import LightChange
-from .hints import all_arrows, rasterize_polygons, velocity_field
+from .hints import all_arrows, arrows_in_mask, rasterize_polygons, velocity_field
 from .preview import field_arrows
 from .synthesis import Loop
 
@@ -29,13 +30,23 @@ def motion_mask(params: dict, width: int, height: int) -> np.ndarray:
     mask = np.zeros((height, width), dtype=bool)
     if params.get("mask"):
         pixels, _ = read_image(params["mask"])
-        if pixels.shape[:2] != (height, width):
-            raise TaskError(f"The mask {os.path.basename(params['mask'])} is {pixels.shape[1]}x{pixels.shape[0]} "
-                            f"but the image is {width}x{height}. Use a mask of the image's size.")
-        mask |= pixels[..., 0] > 0.5
+        mask |= fitted_mask(pixels[..., 0], os.path.basename(params["mask"]), width, height)
     if params.get("mask_polygons"):
         mask |= rasterize_polygons(params["mask_polygons"], width, height)
     return mask
+
+
+def fitted_mask(values: np.ndarray, name: str, width: int, height: int) -> np.ndarray:
+    """(H, W) bool from a mask channel (h, w): resampled when it only differs in resolution."""
+    mask_height, mask_width = values.shape
+    if (mask_height, mask_width) == (height, width):
+        return values > 0.5
+    if abs(mask_width / mask_height - width / height) > 0.01 * width / height:
+        raise TaskError(f"The mask {name} is {mask_width}x{mask_height} but the image is {width}x{height}: "
+                        "their shapes differ, so it cannot be lined up. Use a mask of the image's shape.")
+    resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None],
+                            size=(height, width), mode="bilinear", align_corners=False)
+    return resized[0, 0].numpy() > 0.5
 
 
 def check_inputs(params: dict, width: int, height: int) -> None:
@@ -77,10 +88,9 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     arrows = all_arrows(params.get("hints") or [], params.get("strokes") or [])
     if len(arrows) == 0:
         raise TaskError("Every arrow and stroke has zero length; drag in the direction of motion.")
-    columns, rows = arrows[:, 0].astype(int), arrows[:, 1].astype(int)
-    on_image = (columns >= 0) & (columns < width) & (rows >= 0) & (rows < height)
-    if not mask[rows[on_image], columns[on_image]].any():
-        raise TaskError("Every arrow and stroke starts outside the motion mask, so nothing would move. "
+    touching = arrows_in_mask(arrows, mask)
+    if not touching.any():
+        raise TaskError("Every arrow and stroke lies outside the motion mask, so nothing would move. "
                         "Draw them on the region that may move.")
 
     ctx.progress(0.0, "Spreading the motion hints")
@@ -96,7 +106,8 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     arrows_path = os.path.join(out_dir, "motion_field.png")  # shown first, and all a motion preview wants
     write_image(arrows_path, field_arrows(pixels, velocity[0].cpu().numpy()), ImageFormat(".png", "uint8", 3))
     info = {"width": width, "height": height, "frames": frames, "mean_speed": round(mean_speed, 4),
-            "moving_fraction": round(float(mask.mean()), 4), "motion_field": arrows_path}
+            "moving_fraction": round(float(mask.mean()), 4), "motion_field": arrows_path,
+            "hints_outside_mask": int((~touching).sum()), "hints": len(arrows)}
     if params.get("field_only"):
         return [arrows_path], info
     ctx.progress(0.0, "Following the motion", preview=arrows_path)
