@@ -35,6 +35,7 @@ class WeightsFile:
 # from our offline build machines, so "main" stands until they are recorded.
 # An empty sha256 (VGG-19: nobody here could download it yet) falls back to the
 # Hub's own LFS hash, which names the cached blob; record the real pin when known.
+# An empty repo_id marks weights not published at all: only a hand-placed file is used.
 REGISTRY: dict[str, WeightsFile] = {
     entry.name: entry
     for entry in (
@@ -47,6 +48,11 @@ REGISTRY: dict[str, WeightsFile] = {
             name="rife-hdv3", repo_id="AlexWortega/RIFE", filename="flownet.pkl", revision="main",
             sha256="fe854fc8996547c953f732aaa3b78cae76cc0a12833ae856ea0749c4c570d7d8",
             license="MIT", size=12_186_817,
+        ),
+        # Not published yet: users train it (python -m nn.loop.train) and place the file locally.
+        WeightsFile(
+            name="loop-motion", repo_id="", filename="loop_motion.safetensors", revision="",
+            sha256="", license="yours: trained on your clips by nn.loop.train", size=0,
         ),
         WeightsFile(
             name="vgg19", repo_id="timm/vgg19.tv_in1k", filename="model.safetensors", revision="main",
@@ -114,6 +120,12 @@ def resolve(entry: WeightsFile, settings: HubSettings) -> str:
     placed = local_path(entry, settings)
     if os.path.isfile(placed):
         return _verified(placed, entry)
+    if not entry.repo_id:
+        raise WeightsUnavailable(
+            f"Weights '{entry.name}' are not published on the Hub yet. Train them on a folder of clips with "
+            f"`python -m nn.loop.train CLIPS --out {placed}` (from the extension's folder), or save a trained "
+            f"{entry.filename} as {placed}"
+        )
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
