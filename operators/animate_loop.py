@@ -5,18 +5,14 @@ from . import compat, loop
 from .job_runner import JobModalMixin
 
 
-class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, bpy.types.Operator):
+class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProperties, bpy.types.Operator):
     bl_idname = "sequencer.frameweaver_animate_loop"
     bl_label = "Animate Loop"
-    bl_description = "Animate the selected still along the motion drawn in a Mask, as one seamlessly looping strip"
+    bl_description = ("Animate the selected still along the motion drawn in a Mask (or predicted by a motion model), "
+                      "as one seamlessly looping strip")
     bl_options = {"REGISTER", "UNDO"}
 
     frames: bpy.props.IntProperty(name="Duration", default=120, min=2, max=10000, description="Frames in the loop")
-    speed: bpy.props.FloatProperty(name="Speed", default=1.0, min=0.01, max=100.0,
-                                   description="Pixels per frame where the strokes are drawn")
-    mask: bpy.props.StringProperty(name="Motion Mask", description="Mask datablock: open splines are motion "
-                                   "strokes (first point to last), closed splines outline what may move")
-    mask_strip: bpy.props.StringProperty(name="Mask Strip", description="Optional image strip: white may move")
     dusk: bpy.props.FloatProperty(name="Light Change", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
                                   description="How far the light shifts towards the colour mid-loop, then back")
     dusk_colour: bpy.props.FloatVectorProperty(name="Light Colour", subtype="COLOR", size=3, min=0.0, max=1.0,
@@ -28,9 +24,5 @@ class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, bpy.types.Operator):
         return scene is not None and scene.sequence_editor is not None
 
     def prepare(self, context):
-        mask = bpy.data.masks.get(self.mask) if self.mask else None
-        if self.mask and mask is None:
-            raise ValueError(f"No Mask named '{self.mask}'")
-        return loop.prepare(compat.sequencer_scene(context), frames=self.frames, speed=self.speed,
-                            mask_strip=self.mask_strip, mask=mask, dusk=self.dusk,
-                            dusk_colour=tuple(self.dusk_colour), context=context)
+        return loop.prepare(compat.sequencer_scene(context), frames=self.frames, dusk=self.dusk,
+                            dusk_colour=tuple(self.dusk_colour), context=context, **self.motion_options())

@@ -10,7 +10,36 @@ their API changed with Grease Pencil v3. A mask image strip works as the region 
 """
 from __future__ import annotations
 
+import os
+
+import bpy
+
 from . import compat, job_runner, strip_io
+
+MOTION_SOURCES = [
+    ("HINTS", "Hints", "Motion drawn as open splines in the Mask, spread over the region that may move"),
+    ("LEARNED", "Learned", "Motion predicted from the picture by a model trained with nn.loop.train"),
+]
+
+
+class LoopMotionProperties:
+    """What both Animate Loop and Preview Motion need to make the motion field."""
+
+    speed: bpy.props.FloatProperty(name="Speed", default=1.0, min=0.01, max=100.0,
+                                   description="Pixels per frame where the strokes are drawn (Learned: on average)")
+    mask: bpy.props.StringProperty(name="Motion Mask", description="Mask datablock: open splines are motion "
+                                   "strokes (first point to last), closed splines outline what may move")
+    mask_strip: bpy.props.StringProperty(name="Mask Strip", description="Optional image strip: white may move")
+    motion_source: bpy.props.EnumProperty(name="Motion", items=MOTION_SOURCES, default="HINTS")
+    motion_model: bpy.props.StringProperty(name="Motion Model", subtype="FILE_PATH",
+                                           description="Trained motion model; empty: the weights folder's own")
+
+    def motion_options(self) -> dict:
+        mask = bpy.data.masks.get(self.mask) if self.mask else None
+        if self.mask and mask is None:
+            raise ValueError(f"No Mask named '{self.mask}'")
+        return {"speed": self.speed, "mask": mask, "mask_strip": self.mask_strip,
+                "motion_source": self.motion_source, "motion_model": self.motion_model}
 
 
 def still_strip(scene):
@@ -70,12 +99,20 @@ def loop_warnings(info: dict, mask_name: str, off_still: int, width: int, height
 
 def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "", mask=None,
             dusk: float = 0.0, dusk_colour=(1.0, 0.55, 0.3), strip=None, output_dir: str = "",
-            motion_only: bool = False, context=None) -> job_runner.SceneJob:
+            motion_only: bool = False, motion_source: str = "HINTS", motion_model: str = "",
+            context=None) -> job_runner.SceneJob:
     """Check the still, region and hints, create the job folder and start rendering the loop.
 
     ``motion_only`` draws the motion field as arrows over the still instead (the job's result
     is then that picture's path), so the motion can be checked before a long render.
+    ``motion_source`` "LEARNED" predicts the motion with ``motion_model`` (default: the file
+    placed in the weights folder); hints are then not needed, and without a region what moves
+    is where the model sees motion.
     """
+    learned = motion_source == "LEARNED"
+    model = bpy.path.abspath(motion_model) if motion_model else ""
+    if model and not os.path.isfile(model):
+        raise strip_io.StripInputError(f"The motion model {model} does not exist")
     still = strip or still_strip(scene)
     path = strip_io.key_image(still)
     width, height = image_size(still)
@@ -86,15 +123,15 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
         if region_strip is None or region_strip.type != "IMAGE":
             raise strip_io.StripInputError(f"The motion mask '{mask_strip}' must be an image strip")
         region = strip_io.key_image(region_strip)
-    if not strokes:
+    if not strokes and not learned:
         raise strip_io.StripInputError(
             "Draw the motion first: in a Mask datablock over the still, draw open splines in the direction things "
             "should move (first point to last), and a closed spline (or a mask image strip) around what may move")
-    if region is None and not polygons:
+    if region is None and not polygons and not learned:
         raise strip_io.StripInputError(
             "Say what may move: a closed spline in the Mask, or a mask image strip (white moves, black stays)")
     off_still = points_outside(polygons + strokes, width, height)
-    if off_still == sum(len(spline) for spline in polygons + strokes):
+    if off_still and off_still == sum(len(spline) for spline in polygons + strokes):
         raise strip_io.StripInputError(
             f"Every point of the Mask '{mask.name}' lies outside the {width}x{height} still. Draw it over this "
             "still (Image Editor, Mask mode, with the still as its image)")
@@ -107,6 +144,8 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
         "image": path, "mask": region, "mask_polygons": polygons or None, "hints": [], "strokes": strokes,
         "frames": frames, "speed": speed, "output_dir": folder, "prefix": "loop", "field_only": motion_only,
         "appearance": {"target_rgb": list(dusk_colour), "reference": None, "strength": dusk} if dusk > 0 else None,
+        "motion_source": "learned" if learned else "hints", "motion_model": model,
+        "hub": job_runner.hub_settings(context),
     }
 
     def finish(job):

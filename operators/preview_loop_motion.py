@@ -4,14 +4,10 @@ import bpy
 from . import compat, loop
 
 
-class SEQUENCER_OT_frameweaver_preview_loop_motion(bpy.types.Operator):
+class SEQUENCER_OT_frameweaver_preview_loop_motion(loop.LoopMotionProperties, bpy.types.Operator):
     bl_idname = "sequencer.frameweaver_preview_loop_motion"
     bl_label = "Preview Motion"
-    bl_description = "Spread the Mask's strokes into the motion field and show it as arrows over the still"
-
-    speed: bpy.props.FloatProperty(name="Speed", default=1.0, min=0.01, max=100.0)
-    mask: bpy.props.StringProperty(name="Motion Mask")
-    mask_strip: bpy.props.StringProperty(name="Mask Strip")
+    bl_description = "Make the motion field (from the Mask's strokes or the motion model) and show it as arrows over the still"
 
     @classmethod
     def poll(cls, context):
@@ -21,9 +17,8 @@ class SEQUENCER_OT_frameweaver_preview_loop_motion(bpy.types.Operator):
     def execute(self, context):
         # A few seconds (the worker start and one field), so it runs in place rather than as a modal job.
         try:
-            mask = bpy.data.masks.get(self.mask) if self.mask else None
-            path = loop.preview_motion(compat.sequencer_scene(context), speed=self.speed, mask=mask,
-                                       mask_strip=self.mask_strip, frames=2, context=context)
+            path = loop.preview_motion(compat.sequencer_scene(context), frames=2, context=context,
+                                       **self.motion_options())
         except Exception as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

@@ -138,3 +138,46 @@ def test_hints_off_the_region_are_reported(scene, tmp_path, capsys):
     loop.loop_still(scene, mask=mask, frames=2)
     err = capsys.readouterr().err
     assert "1 of 2 hint segments lie outside the region that may move" in err and "outside the 96x64" not in err
+
+
+def rightward_model(path):
+    """A motion model whose field is +1 px/frame in x everywhere (its last conv is only a bias)."""
+    import torch
+
+    from nn.loop.motion_net import MotionPredictor, save_predictor
+
+    model = MotionPredictor(working_side=64)
+    with torch.no_grad():
+        model.exit.bias.copy_(torch.tensor([1.0, 0.0]))
+    save_predictor(model, str(path))
+
+
+def test_learned_motion_needs_no_strokes_and_stays_in_the_region(scene, seq_ctx, tmp_path):
+    _, pixels = still(scene, str(tmp_path))
+    mask = motion_mask()
+    mask.layers[0].splines.remove(mask.layers[0].splines[1])  # the region only: the model gives the motion
+    rightward_model(tmp_path / "motion.safetensors")
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_animate_loop(
+            mask="waves", frames=3, speed=2.0, motion_source="LEARNED",
+            motion_model=str(tmp_path / "motion.safetensors")) == {"FINISHED"}
+    strip = scene.sequence_editor.active_strip
+    frames = [read_image(os.path.join(bpy.path.abspath(strip.directory), e.filename))[0] for e in strip.elements]
+    polygons, _ = loop.mask_splines(mask, WIDTH, HEIGHT)
+    region = rasterize_polygons(polygons, WIDTH, HEIGHT) > 0
+    far = ~region
+    far[1:] &= far[:-1]
+    far[:-1] &= far[1:]
+    for frame in frames:
+        assert np.abs(frame - pixels)[far].max() < 2 / 65535 and np.abs(frame - pixels)[region].mean() > 1e-3
+
+
+def test_learned_motion_without_a_model_says_where_it_goes(scene, seq_ctx, tmp_path):
+    still(scene, str(tmp_path))
+    motion_mask()
+    with seq_ctx(scene), pytest.raises(RuntimeError, match=r"not published.*nn\.loop\.train.*loop_motion\.safetensors"):
+        bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=2, motion_source="LEARNED")
+    with seq_ctx(scene), pytest.raises(RuntimeError, match="missing.safetensors does not exist"):
+        bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=2, motion_source="LEARNED",
+                                                   motion_model=str(tmp_path / "missing.safetensors"))
+    assert [s.name for s in compat.all_strips(scene.sequence_editor)] == ["still"]

@@ -130,6 +130,9 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         layout.use_property_split = True
         scene = compat.sequencer_scene(context)
         settings = scene.frameweaver
+        layout.prop(settings, "loop_motion_source", expand=True)
+        if settings.loop_motion_source == "LEARNED":
+            layout.prop(settings, "loop_motion_model")
         layout.prop(settings, "loop_mask")
         layout.prop_search(settings, "loop_mask_strip", scene.sequence_editor,
                            compat.all_strips_attribute(scene.sequence_editor), icon="MOD_MASK")
@@ -138,15 +141,19 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         layout.prop(settings, "loop_dusk")
         if settings.loop_dusk > 0:
             layout.prop(settings, "loop_dusk_colour")
-        preview = layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD")
-        preview.speed, preview.mask_strip = settings.loop_speed, settings.loop_mask_strip
-        preview.mask = settings.loop_mask.name if settings.loop_mask else ""
+        loop_motion_options(layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD"), settings)
         if settings.loop_motion_preview and os.path.isfile(settings.loop_motion_preview):
             layout.template_icon(icon_value=previews.icon_id(settings.loop_motion_preview), scale=8.0)
-        op = layout.operator("sequencer.frameweaver_animate_loop", icon="FILE_REFRESH")
-        op.frames, op.speed, op.dusk = settings.loop_frames, settings.loop_speed, settings.loop_dusk
-        op.mask = settings.loop_mask.name if settings.loop_mask else ""
-        op.mask_strip, op.dusk_colour = settings.loop_mask_strip, settings.loop_dusk_colour
+        op = loop_motion_options(layout.operator("sequencer.frameweaver_animate_loop", icon="FILE_REFRESH"), settings)
+        op.frames, op.dusk, op.dusk_colour = settings.loop_frames, settings.loop_dusk, settings.loop_dusk_colour
+
+
+def loop_motion_options(op, settings):
+    """Fill an operator's LoopMotionProperties from the Loop panel's settings."""
+    op.speed, op.mask_strip = settings.loop_speed, settings.loop_mask_strip
+    op.mask = settings.loop_mask.name if settings.loop_mask else ""
+    op.motion_source, op.motion_model = settings.loop_motion_source, settings.loop_motion_model
+    return op
 
 
 def draw_status_bar(self, context):

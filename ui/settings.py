@@ -2,6 +2,7 @@
 import bpy
 
 from ..operators.inbetween import CUT_MODES, FLOW_SCALES, FRAME_MODES, MODELS, RETIME_RATES
+from ..operators.loop import MOTION_SOURCES
 
 
 class FrameweaverSceneSettings(bpy.types.PropertyGroup):
@@ -31,3 +32,6 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     loop_dusk_colour: bpy.props.FloatVectorProperty(name="Light Colour", subtype="COLOR", size=3, min=0.0, max=1.0,
                                                     default=(1.0, 0.55, 0.3))
     loop_motion_preview: bpy.props.StringProperty(name="Motion Preview", subtype="FILE_PATH")
+    loop_motion_source: bpy.props.EnumProperty(name="Motion", items=MOTION_SOURCES, default="HINTS")
+    loop_motion_model: bpy.props.StringProperty(name="Motion Model", subtype="FILE_PATH",
+                                                description="Trained motion model; empty: the weights folder's own")

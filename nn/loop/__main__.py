@@ -2,10 +2,13 @@
 
     python -m nn.loop IMAGE --mask MASK.png --hints HINTS.json --frames 120 --out DIR
                       [--speed S] [--polygons labelme.json] [--dusk]
+    python -m nn.loop IMAGE --motion-model MODEL.safetensors [--mask MASK.png] --out DIR
 
 Writes DIR/frame_0000.png, frame_0001.png, ... (same format and depth as IMAGE; JPEG becomes
 PNG), never over existing files. HINTS.json is a list of arrows [[x0, y0, x1, y1], ...] in
 pixels; --polygons reads a labelme file: its "hint..." lines are strokes, its polygons the region.
+--motion-model predicts the motion with a model trained by ``python -m nn.loop.train`` instead of
+hints; without a mask, what moves is where the model sees motion.
 """
 import argparse
 import json
@@ -32,8 +35,9 @@ def parse_args(argv):
     parser.add_argument("--mask", help="image whose non-zero pixels may move")
     parser.add_argument("--hints", help="JSON list of arrows [[x0, y0, x1, y1], ...] in pixels")
     parser.add_argument("--polygons", help="labelme JSON: motion region polygons and 'hint' strokes")
+    parser.add_argument("--motion-model", help="predict the motion with this trained model instead of hints")
     parser.add_argument("--frames", type=int, default=120)
-    parser.add_argument("--speed", type=float, default=1.0, help="pixels per frame at the hints")
+    parser.add_argument("--speed", type=float, default=1.0, help="pixels per frame at the hints (with a motion model: on average over what moves)")
     parser.add_argument("--dusk", action="store_true", help="let the light dim to dusk and back over the loop")
     parser.add_argument("--out", required=True)
     parser.add_argument("--device", default="cpu", choices=["auto", "cuda", "mps", "cpu"])
@@ -52,6 +56,7 @@ def main(argv=None) -> int:
         "image": args.image, "mask": args.mask, "mask_polygons": region or None, "hints": hints,
         "strokes": strokes, "frames": args.frames, "speed": args.speed, "appearance": DUSK if args.dusk else None,
         "output_dir": args.out, "prefix": "frame", "first_number": 0,
+        "motion_source": "learned" if args.motion_model else "hints", "motion_model": args.motion_model,
     }
     try:
         with torch.inference_mode():

@@ -14,15 +14,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import hub
 from ..imageio import ImageFormat, read_image, write_image
 from ..inbetween.task import output_format, to_pixels, to_tensor
 from ..worker import TaskError
 from .appearance import LightChange
+from .motion_net import load_predictor, predict_velocity
 from .hints import all_arrows, arrows_in_mask, rasterize_polygons, velocity_field
 from .preview import field_arrows
 from .synthesis import Loop
 
 MIN_SIDE = 32
+PREDICTED_MOTION = 0.25  # without a mask, pixels moving at this share of the fast end of the model's field move
 
 
 def motion_mask(params: dict, width: int, height: int) -> np.ndarray:
@@ -52,14 +55,53 @@ def fitted_mask(values: np.ndarray, name: str, width: int, height: int) -> np.nd
 def check_inputs(params: dict, width: int, height: int) -> None:
     has_mask = bool(params.get("mask") or params.get("mask_polygons"))
     has_hints = bool(params.get("hints") or params.get("strokes"))
-    if not has_mask or not has_hints:
+    learned = params.get("motion_source", "hints") == "learned"  # the model supplies hints and, if need be, the mask
+    if not learned and (not has_mask or not has_hints):
         missing = " and ".join(name for name, present in (("a mask", has_mask), ("a hint", has_hints)) if not present)
         raise TaskError(f"Missing {missing}. A loop needs a mask of what may move (a mask image or polygons) "
-                        "and at least one arrow or stroke drawn in the direction of motion.")
+                        "and at least one arrow or stroke drawn in the direction of motion, or a trained motion model.")
     if min(width, height) < MIN_SIDE:
         raise TaskError(f"The image is {width}x{height}; a loop needs at least {MIN_SIDE} pixels on each side.")
     if int(params.get("frames", 0)) < 2:
         raise TaskError(f"A loop needs at least 2 frames (got {params.get('frames')}).")
+
+
+def hinted_motion(params: dict, still: torch.Tensor, mask: np.ndarray, speed: float) -> tuple[torch.Tensor, dict]:
+    """The velocity (1, 2, H, W) spread from the user's arrows and strokes over ``mask``."""
+    arrows = all_arrows(params.get("hints") or [], params.get("strokes") or [])
+    if len(arrows) == 0:
+        raise TaskError("Every arrow and stroke has zero length; drag in the direction of motion.")
+    touching = arrows_in_mask(arrows, mask)
+    if not touching.any():
+        raise TaskError("Every arrow and stroke lies outside the motion mask, so nothing would move. "
+                        "Draw them on the region that may move.")
+    velocity = velocity_field(still, torch.from_numpy(mask)[None, None].float(), arrows, speed)
+    return velocity, {"hints_outside_mask": int((~touching).sum()), "hints": len(arrows)}
+
+
+def learned_motion(params: dict, still: torch.Tensor, mask: np.ndarray | None, speed: float, is_float: bool,
+                   ctx) -> tuple[torch.Tensor, np.ndarray, dict]:
+    """Velocity (1, 2, H, W) and region (H, W) from the motion model, scaled to ``speed`` px/frame on average.
+
+    Without a mask from the user, what moves is where the model predicts real motion.
+    """
+    path = params.get("motion_model")
+    if not path:
+        try:
+            path = hub.resolve(hub.REGISTRY["loop-motion"], hub.HubSettings(**params["hub"]))
+        except (hub.WeightsUnavailable, hub.WeightsRejected) as error:
+            raise TaskError(str(error)) from error
+    converted = os.path.join(params["hub"]["cache_dir"], "converted") if params.get("hub") else None
+    velocity = predict_velocity(load_predictor(path, ctx.device, converted), still, ctx.device, is_float).cpu()
+    magnitude = velocity.norm(dim=1)[0]  # (H, W)
+    if mask is None:
+        mask = (magnitude >= PREDICTED_MOTION * torch.quantile(magnitude.flatten()[::97], 0.95)).numpy()
+    mean = float(magnitude[torch.from_numpy(mask)].mean()) if mask.any() else 0.0
+    if mean < 1e-3:
+        raise TaskError(f"The motion model {os.path.basename(path)} sees no motion in the region that may move. "
+                        "Draw the motion with hints instead.")
+    velocity = velocity * torch.from_numpy(mask)[None, None] * (speed / mean)
+    return velocity, mask, {"motion_model": path, "predicted_speed": round(mean, 4)}
 
 
 def light_change(params: dict, still: torch.Tensor, is_float: bool, ctx) -> LightChange | None:
@@ -84,21 +126,19 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     height, width = pixels.shape[:2]
     check_inputs(params, width, height)
     frames, speed = int(params["frames"]), float(params.get("speed", 1.0))
-    mask = motion_mask(params, width, height)
-    arrows = all_arrows(params.get("hints") or [], params.get("strokes") or [])
-    if len(arrows) == 0:
-        raise TaskError("Every arrow and stroke has zero length; drag in the direction of motion.")
-    touching = arrows_in_mask(arrows, mask)
-    if not touching.any():
-        raise TaskError("Every arrow and stroke lies outside the motion mask, so nothing would move. "
-                        "Draw them on the region that may move.")
-
-    ctx.progress(0.0, "Spreading the motion hints")
-    still = to_tensor(pixels, ctx.device).float()
-    mask_tensor = torch.from_numpy(mask)[None, None].float().to(ctx.device)
-    velocity = velocity_field(still, mask_tensor, arrows, speed).to(ctx.device)
-    mean_speed = float(velocity.norm(dim=1)[0][mask_tensor[0, 0] > 0].mean()) if mask.any() else 0.0
     fmt = output_format(still_format)
+    has_mask = bool(params.get("mask") or params.get("mask_polygons"))
+    mask = motion_mask(params, width, height) if has_mask else None
+    still = to_tensor(pixels, ctx.device).float()
+    if params.get("motion_source", "hints") == "learned":
+        ctx.progress(0.0, "Predicting the motion")
+        velocity, mask, notes = learned_motion(params, still, mask, speed, fmt.is_float, ctx)
+    else:
+        ctx.progress(0.0, "Spreading the motion hints")
+        velocity, notes = hinted_motion(params, still, mask, speed)
+    velocity = velocity.to(ctx.device)
+    mask_tensor = torch.from_numpy(mask)[None, None].float().to(ctx.device)
+    mean_speed = float(velocity.norm(dim=1)[0][mask_tensor[0, 0] > 0].mean()) if mask.any() else 0.0
     light = light_change(params, still, fmt.is_float, ctx)
 
     out_dir, prefix = params["output_dir"], params.get("prefix", "loop")
@@ -107,7 +147,7 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     write_image(arrows_path, field_arrows(pixels, velocity[0].cpu().numpy()), ImageFormat(".png", "uint8", 3))
     info = {"width": width, "height": height, "frames": frames, "mean_speed": round(mean_speed, 4),
             "moving_fraction": round(float(mask.mean()), 4), "motion_field": arrows_path,
-            "hints_outside_mask": int((~touching).sum()), "hints": len(arrows)}
+            **notes}
     if params.get("field_only"):
         return [arrows_path], info
     ctx.progress(0.0, "Following the motion", preview=arrows_path)
