@@ -194,3 +194,20 @@ def test_labelme_region_of_a_real_scene_matches_its_mask():
     region, strokes, (width, height) = read_labelme(str(folder / "image_polygons.json"))
     mask = read_image(str(folder / "mask.png"))[0][..., 0] > 0.5
     assert len(strokes) == 5 and (rasterize_polygons(region, width, height) == mask).mean() > 0.99
+
+
+def test_transparent_pixels_lend_no_colour_to_their_moving_neighbours(inputs, tmp_path):
+    """Alpha is splatted premultiplied: a cut-out's hidden colour (here red) never bleeds into what moves."""
+    image = still(4)
+    image[..., :3] = image[..., :3].mean(-1, keepdims=True)  # grey banks: any red below came from the hidden half
+    image[RIVER[0]:RIVER[1], :, :3] = [0.9, 0.9, 0.9]  # opaque grey water...
+    image[RIVER[0]:RIVER[1], :W // 2, :3] = [1.0, 0.0, 0.0]  # ...and a transparent left half hiding red
+    image[RIVER[0]:RIVER[1], :W // 2, 3] = 0.0
+    image[RIVER[0]:RIVER[1], W // 2:, 3] = 1.0
+    path = tmp_path / "cutout.png"
+    write_image(str(path), image, ImageFormat(".png", "uint16", 4))
+    outputs, _ = task.run({**inputs, "image": str(path), "hints": [[10, 25, 40, 25]], "frames": 6}, Recorder())
+    for output in outputs:
+        pixels = read_image(output)[0][RIVER[0]:RIVER[1]]
+        visible = pixels[..., 3] > 0.05
+        assert visible.any() and np.abs(pixels[..., 0] - pixels[..., 1])[visible].max() < 0.02

@@ -3,7 +3,8 @@
 The user marks what may move (a mask image and/or polygons) and how (arrows and strokes);
 ``hints`` turns that into one static velocity field, ``synthesis`` renders the loop by symmetric
 splatting, and ``appearance`` optionally changes the light over it. Alpha is splatted along with
-the colour, so a cut-out keeps its shape where it moves; outside the mask every channel is the
+the colour, premultiplied (a transparent pixel's hidden colour must not tint its neighbours), so a
+cut-out keeps its shape where it moves; outside the mask every channel is the
 still's, bit for bit, unless a light change is asked for (that covers the whole image).
 """
 from __future__ import annotations
@@ -50,6 +51,16 @@ def fitted_mask(values: np.ndarray, name: str, width: int, height: int) -> np.nd
     resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None],
                             size=(height, width), mode="bilinear", align_corners=False)
     return resized[0, 0].numpy() > 0.5
+
+
+def premultiplied(image: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) with alpha last (C = 2 or 4): colour times alpha, so hidden colour weighs nothing."""
+    return torch.cat([image[:, :-1] * image[:, -1:], image[:, -1:]], 1)
+
+
+def straight(image: torch.Tensor) -> torch.Tensor:
+    alpha = image[:, -1:]
+    return torch.cat([torch.where(alpha > 1e-6, image[:, :-1] / alpha.clamp(min=1e-6), 0.0), alpha], 1)
 
 
 def check_inputs(params: dict, width: int, height: int) -> None:
@@ -153,8 +164,11 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     ctx.progress(0.0, "Following the motion", preview=arrows_path)
     first_number = int(params.get("first_number", 1))  # the command line counts from 0
     outputs = []
+    has_alpha = still.shape[1] in (2, 4)
+    inside = mask_tensor > 0
     with torch.inference_mode():
-        for t, frame in enumerate(Loop(still, mask_tensor, velocity, frames)):
+        for t, frame in enumerate(Loop(premultiplied(still) if has_alpha else still, mask_tensor, velocity, frames)):
+            frame = torch.where(inside, straight(frame), still) if has_alpha else frame  # outside: bit for bit
             frame = light(frame, t) if light else frame
             path = os.path.join(out_dir, f"{prefix}_{first_number + t:04d}{fmt.extension}")
             write_image(path, to_pixels(frame), fmt)
