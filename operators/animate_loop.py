@@ -17,6 +17,8 @@ class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProper
                                   description="How far the light shifts towards the colour mid-loop, then back")
     dusk_colour: bpy.props.FloatVectorProperty(name="Light Colour", subtype="COLOR", size=3, min=0.0, max=1.0,
                                                default=(1.0, 0.55, 0.3))
+    light_reference: bpy.props.StringProperty(name="Light Reference",
+                                              description="Optional image strip whose colours the light moves towards")
 
     @classmethod
     def poll(cls, context):
@@ -25,4 +27,5 @@ class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProper
 
     def prepare(self, context):
         return loop.prepare(compat.sequencer_scene(context), frames=self.frames, dusk=self.dusk,
-                            dusk_colour=tuple(self.dusk_colour), context=context, **self.motion_options())
+                            dusk_colour=tuple(self.dusk_colour), light_reference=self.light_reference,
+                            context=context, **self.motion_options())

@@ -98,7 +98,8 @@ def loop_warnings(info: dict, mask_name: str, off_still: int, width: int, height
 
 
 def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "", mask=None,
-            dusk: float = 0.0, dusk_colour=(1.0, 0.55, 0.3), strip=None, output_dir: str = "",
+            dusk: float = 0.0, dusk_colour=(1.0, 0.55, 0.3), light_reference: str = "", strip=None,
+            output_dir: str = "",
             motion_only: bool = False, motion_source: str = "HINTS", motion_model: str = "",
             context=None) -> job_runner.SceneJob:
     """Check the still, region and hints, create the job folder and start rendering the loop.
@@ -107,7 +108,8 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     is then that picture's path), so the motion can be checked before a long render.
     ``motion_source`` "LEARNED" predicts the motion with ``motion_model`` (default: the file
     placed in the weights folder); hints are then not needed, and without a region what moves
-    is where the model sees motion.
+    is where the model sees motion. ``light_reference`` names an image strip whose colours the light
+    moves towards, instead of ``dusk_colour``.
     """
     learned = motion_source == "LEARNED"
     model = bpy.path.abspath(motion_model) if motion_model else ""
@@ -135,6 +137,12 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
         raise strip_io.StripInputError(
             f"Every point of the Mask '{mask.name}' lies outside the {width}x{height} still. Draw it over this "
             "still (Image Editor, Mask mode, with the still as its image)")
+    reference = None
+    if light_reference and dusk > 0:
+        reference_strip = compat.all_strips(scene.sequence_editor).get(light_reference)
+        if reference_strip is None or reference_strip.type != "IMAGE":
+            raise strip_io.StripInputError(f"The light reference '{light_reference}' must be an image strip")
+        reference = strip_io.key_image(reference_strip)
     title = f"{'Motion' if motion_only else 'Loop'} {still.name}"
     start = compat.left_handle(still)
     channel = strip_io.free_channel(scene.sequence_editor, start, start + frames, above=still.channel)
@@ -143,7 +151,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     params = {
         "image": path, "mask": region, "mask_polygons": polygons or None, "hints": [], "strokes": strokes,
         "frames": frames, "speed": speed, "output_dir": folder, "prefix": "loop", "field_only": motion_only,
-        "appearance": {"target_rgb": list(dusk_colour), "reference": None, "strength": dusk} if dusk > 0 else None,
+        "appearance": {"target_rgb": list(dusk_colour), "reference": reference, "strength": dusk} if dusk > 0 else None,
         "motion_source": "learned" if learned else "hints", "motion_model": model,
         "hub": job_runner.hub_settings(context),
     }

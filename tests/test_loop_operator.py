@@ -181,3 +181,25 @@ def test_learned_motion_without_a_model_says_where_it_goes(scene, seq_ctx, tmp_p
         bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=2, motion_source="LEARNED",
                                                    motion_model=str(tmp_path / "missing.safetensors"))
     assert [s.name for s in compat.all_strips(scene.sequence_editor)] == ["still"]
+
+
+def test_the_light_moves_towards_a_reference_strip_and_back(scene, seq_ctx, tmp_path):
+    _, pixels = still(scene, str(tmp_path))
+    motion_mask()
+    evening = np.zeros((HEIGHT, WIDTH, 3), np.float32)
+    evening[:] = [0.45, 0.2, 0.35]  # a dim purple sky, far from the grey-green still
+    evening[::2] *= 0.8  # some contrast, as a photo has
+    write_image(str(tmp_path / "evening.png"), evening, ImageFormat(".png", "uint8", 3))
+    reference = compat.strips(scene.sequence_editor).new_image(name="evening", channel=5, frame_start=1,
+                                                               filepath=str(tmp_path / "evening.png"))
+    reference.select = False
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=8, dusk=1.0,
+                                                          light_reference="evening") == {"FINISHED"}
+    strip = scene.sequence_editor.active_strip
+    frames = [read_image(os.path.join(bpy.path.abspath(strip.directory), e.filename))[0] for e in strip.elements]
+    distance = [np.abs(f.mean((0, 1)) - evening.mean((0, 1))).sum() for f in frames]
+    start = np.abs(pixels.mean((0, 1)) - evening.mean((0, 1))).sum()
+    assert distance[4] < 0.3 * start and distance[0] == pytest.approx(start, abs=0.02)  # there mid-loop, back at 0
+    with seq_ctx(scene), pytest.raises(RuntimeError, match="light reference 'nothing' must be an image strip"):
+        bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=2, dusk=0.5, light_reference="nothing")

@@ -140,12 +140,16 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         layout.prop(settings, "loop_speed")
         layout.prop(settings, "loop_dusk")
         if settings.loop_dusk > 0:
-            layout.prop(settings, "loop_dusk_colour")
+            layout.prop_search(settings, "loop_light_reference", scene.sequence_editor,
+                               compat.all_strips_attribute(scene.sequence_editor), icon="IMAGE_DATA")
+            if not settings.loop_light_reference:
+                layout.prop(settings, "loop_dusk_colour")
         loop_motion_options(layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD"), settings)
         if settings.loop_motion_preview and os.path.isfile(settings.loop_motion_preview):
             layout.template_icon(icon_value=previews.icon_id(settings.loop_motion_preview), scale=8.0)
         op = loop_motion_options(layout.operator("sequencer.frameweaver_animate_loop", icon="FILE_REFRESH"), settings)
         op.frames, op.dusk, op.dusk_colour = settings.loop_frames, settings.loop_dusk, settings.loop_dusk_colour
+        op.light_reference = settings.loop_light_reference
 
 
 def loop_motion_options(op, settings):
