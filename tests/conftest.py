@@ -50,3 +50,15 @@ def scene(tmp_path):
 def seq_ctx():
     """Context override that lets ``bpy.ops.sequencer.*`` run headless (4.2 to 5.x)."""
     return lambda scene: sys.modules[f"{MODULE}.operators.compat"].sequencer_override(scene)
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.gpu`` tests need CUDA; without it they are skipped, never failed."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

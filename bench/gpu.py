@@ -1,0 +1,137 @@
+"""Every GPU speed target of the issues, in one run (CUDA; `--device cpu --quick` only checks the script).
+
+    python bench/gpu.py [--device cuda] [--quick] [--json FILE]
+
+Rows and their targets:
+- inbetween 1080p / 4K: RIFE v4.25 and HDv3 as users run them (Auto flow scale: 0.5 from 2K up),
+  fp16, one middle frame per call with frames already on the device; frames per second
+  (targets: 1080p >= 60 fps, 4K >= 15 fps) and the peak GPU memory (4K: <= 8 GB).
+- loop 1080p: the motion field and all 120 frames of a loop, each frame copied back to the host
+  as it must be to be written; seconds (target <= 10 s).
+Frames: Middlebury Beanbags (frame10, frame11) and 3dcine_demo0 from ../shared, resized;
+timings are the median of ``--repeats`` after a warm-up, with the device synchronised.
+"""
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from nn.imageio import read_image  # noqa: E402
+from nn.inbetween.task import load_model  # noqa: E402
+from nn.loop.hints import all_arrows, read_labelme, velocity_field  # noqa: E402
+from nn.loop.synthesis import Loop  # noqa: E402
+from nn.worker import TaskContext  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
+TARGET_FPS = {"1080p": 60.0, "4K": 15.0}
+TARGET_4K_GB = 8.0
+TARGET_LOOP_SECONDS = 10.0
+
+
+def image(path: Path, size: tuple[int, int], device) -> torch.Tensor:
+    pixels = torch.from_numpy(read_image(str(path))[0][..., :3]).permute(2, 0, 1)[None]  # (1, 3, h, w)
+    return F.interpolate(pixels, size=size, mode="bilinear", align_corners=False).to(device)
+
+
+def synchronise(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(call, device, repeats: int) -> float:
+    """Median seconds of ``call()`` after one warm-up run."""
+    call()
+    synchronise(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        synchronise(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def inbetween_rows(device, half: bool, repeats: int, sizes: list[str]) -> dict:
+    ctx = TaskContext(device, half)
+    hub = {"cache_dir": tempfile.mkdtemp(prefix="bench-hub-"), "local_dir": str(SHARED / "weights"), "online": False}
+    pair = SHARED / "data" / "interp" / "middlebury-other" / "Beanbags"
+    rows = {}
+    for model in ("rife-v4.25", "rife-hdv3"):
+        for label in sizes:
+            height, width = SIZES[label]
+            net = load_model({"model": model, "hub": hub, "size": (width, height)}, ctx)
+            a, b = (image(pair / name, (height, width), device) for name in ("frame10.png", "frame11.png"))
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            seconds = timed(lambda: net(a, b, 0.5, False), device, repeats)
+            peak = torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else float("nan")
+            fps = 1.0 / seconds
+            rows[f"inbetween {model} {label}"] = {
+                "fps": fps, "peak_gb": peak, "target": f">= {TARGET_FPS[label]:g} fps"
+                + (f", <= {TARGET_4K_GB:g} GB" if label == "4K" else ""),
+                "met": fps >= TARGET_FPS[label] and (label != "4K" or peak <= TARGET_4K_GB),
+            }
+            del net, a, b
+    return rows
+
+
+def loop_row(device, frames: int, repeats: int) -> dict:
+    folder = SHARED / "data" / "loop" / "3dcine_demo0"
+    height, width = SIZES["1080p"]
+    still = image(folder / "image.png", (height, width), device)
+    mask = (image(folder / "mask.png", (height, width), device)[:, :1] > 0.5).float()
+    _, strokes, (source_width, _) = read_labelme(str(folder / "image_polygons.json"))
+    arrows = all_arrows([], strokes) * (width / source_width)
+
+    def render():
+        velocity = velocity_field(still, mask, arrows, speed=1.5).to(device)
+        for frame in Loop(still, mask, velocity, frames):
+            frame.cpu()
+
+    seconds = timed(render, device, repeats)
+    return {f"loop 1080p, {frames} frames": {"seconds": seconds, "target": f"<= {TARGET_LOOP_SECONDS:g} s for 120",
+                                              "met": frames == 120 and seconds <= TARGET_LOOP_SECONDS}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--quick", action="store_true", help="1080p only, a 12-frame loop, one repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("skipped: no CUDA GPU (use --device cpu --quick to check the script itself)")
+        return 0
+    if not SHARED.is_dir():
+        print(f"skipped: {SHARED} is not present")
+        return 0
+    device = torch.device(args.device)
+    repeats = 1 if args.quick else args.repeats
+    print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}; torch {torch.__version__}")
+    with torch.inference_mode():
+        rows = inbetween_rows(device, half=device.type == "cuda", repeats=repeats,
+                              sizes=["1080p"] if args.quick else ["1080p", "4K"])
+        rows.update(loop_row(device, 12 if args.quick else 120, repeats))
+    print(f"{'run':34} {'fps':>7} {'seconds':>8} {'peak GB':>8}  target")
+    for name, row in rows.items():
+        fps, seconds = row.get("fps"), row.get("seconds", 1.0 / row["fps"] if "fps" in row else 0.0)
+        print(f"{name:34} {fps if fps else float('nan'):7.1f} {seconds:8.3f} {row.get('peak_gb', float('nan')):8.2f}"
+              f"  {row['target']} {'met' if row['met'] else 'NOT met'}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"device": str(device), "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
