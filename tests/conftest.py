@@ -26,6 +26,17 @@ import bpy  # noqa: E402
 FRAMEWEAVER = load_extension_from_source()
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread: the CPU is shared, and two spinning OpenMP threads on a busy core are 10-50x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def needs_shared():
     return pytest.mark.skipif(not SHARED.is_dir(), reason="../shared is not present")
 

@@ -24,13 +24,7 @@ BAND = H // 2  # rows above move, rows below stay
 SKY = SHARED / "data" / "loop" / "sky-timelapse-8"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: the CPU is shared, and spinning OpenMP threads on a busy core are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def frame(t: int) -> np.ndarray:

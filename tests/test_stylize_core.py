@@ -44,13 +44,7 @@ def tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: the CPU is shared, and two spinning OpenMP threads on a busy core are 10-50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Recorder(TaskContext):
