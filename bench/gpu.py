@@ -60,28 +60,26 @@ def timed(call, device, repeats: int) -> float:
     return statistics.median(times)
 
 
+def inbetween_row(model: str, label: str, ctx, hub: dict, repeats: int) -> dict:
+    """One model at one size; its network and frames are freed on return, before the next is measured."""
+    height, width = SIZES[label]
+    net = load_model({"model": model, "hub": hub, "size": (width, height)}, ctx)
+    pair = SHARED / "data" / "interp" / "middlebury-other" / "Beanbags"
+    a, b = (image(pair / name, (height, width), ctx.device) for name in ("frame10.png", "frame11.png"))
+    if ctx.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    fps = 1.0 / timed(lambda: net(a, b, 0.5, False), ctx.device, repeats)
+    peak = torch.cuda.max_memory_allocated() / 1e9 if ctx.device.type == "cuda" else float("nan")
+    return {"fps": fps, "peak_gb": peak,
+            "target": f">= {TARGET_FPS[label]:g} fps" + (f", <= {TARGET_4K_GB:g} GB" if label == "4K" else ""),
+            "met": fps >= TARGET_FPS[label] and (label != "4K" or peak <= TARGET_4K_GB)}
+
+
 def inbetween_rows(device, half: bool, repeats: int, sizes: list[str]) -> dict:
     ctx = TaskContext(device, half)
     hub = {"cache_dir": tempfile.mkdtemp(prefix="bench-hub-"), "local_dir": str(SHARED / "weights"), "online": False}
-    pair = SHARED / "data" / "interp" / "middlebury-other" / "Beanbags"
-    rows = {}
-    for model in ("rife-v4.25", "rife-hdv3"):
-        for label in sizes:
-            height, width = SIZES[label]
-            net = load_model({"model": model, "hub": hub, "size": (width, height)}, ctx)
-            a, b = (image(pair / name, (height, width), device) for name in ("frame10.png", "frame11.png"))
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            seconds = timed(lambda: net(a, b, 0.5, False), device, repeats)
-            peak = torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else float("nan")
-            fps = 1.0 / seconds
-            rows[f"inbetween {model} {label}"] = {
-                "fps": fps, "peak_gb": peak, "target": f">= {TARGET_FPS[label]:g} fps"
-                + (f", <= {TARGET_4K_GB:g} GB" if label == "4K" else ""),
-                "met": fps >= TARGET_FPS[label] and (label != "4K" or peak <= TARGET_4K_GB),
-            }
-            del net, a, b
-    return rows
+    return {f"inbetween {model} {label}": inbetween_row(model, label, ctx, hub, repeats)
+            for model in ("rife-v4.25", "rife-hdv3") for label in sizes}
 
 
 def loop_row(device, frames: int, repeats: int) -> dict:

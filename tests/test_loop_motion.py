@@ -214,7 +214,7 @@ def test_help_says_to_extract_videos(capsys):
 @pytest.mark.skipif(not (SHARED / "weights" / "rife-v4.25").is_dir(), reason="../shared RIFE weights absent")
 def test_command_line_on_the_sky_time_lapse(tmp_path, capsys):
     from nn import hub
-    from nn.stylize.guides import Flow
+    from nn.inbetween.flow import Flow
 
     torch.set_num_threads(2)
     out = str(tmp_path / "sky.safetensors")

@@ -14,7 +14,8 @@ from conftest import SHARED
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.stylize import task
 from nn.stylize.__main__ import main as cli_main
-from nn.stylize.guides import Flow, advected_positions, guide_channels
+from nn.inbetween.flow import Flow
+from nn.stylize.guides import advected_positions, guide_channels
 from nn.stylize.infer import run_generator
 from nn.stylize.train import Keyframe, StyleConfig, Trainer, load_model, save_model
 from nn.stylize.vgg import VGGFeatures, vgg19_layers

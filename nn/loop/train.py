@@ -10,7 +10,7 @@ Video files are not read: extract them to frames first, e.g.
 ``ffmpeg -i sea.mp4 CLIPS_DIR/sea/%05d.png``. Every clip needs 2 or more frames of one size.
 
 The target of each clip is its static motion field: the mean over frame pairs (i, i + K) of
-the optical flow from our RIFE v4.25 (``stylize.guides.Flow``), divided by K, so it is in
+the optical flow from our RIFE v4.25 (``inbetween.flow.Flow``), divided by K, so it is in
 pixels per clip frame at the working size. It is computed once, before training. Training
 then shows the network random crops of the clip's frames (any frame: the field is the same
 for all), flipped left-right half the time and with mild brightness changes, and fits the
@@ -116,7 +116,7 @@ def mean_velocity(frames: Sequence[torch.Tensor] | Callable[[int], torch.Tensor]
     """(1, 2, H, W) mean forward motion per frame over pairs (i, i + step), at frame i's pixels.
 
     ``flow(source, target)`` returns (1, 2, H, W) with ``warp(source, flow)`` ~ ``target``
-    (``stylize.guides.Flow``'s convention: a backward flow). Asked for (frame i + step ->
+    (``inbetween.flow.Flow``'s convention: a backward flow). Asked for (frame i + step ->
     frame i), that is where each pixel of frame i goes: the forward velocity the loop needs.
     ``frames`` is a list or a function of the index; each is needed twice at most, in order.
     """
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from .. import hub
     from ..cli import hub_settings, task_context
-    from ..stylize.guides import Flow
+    from ..inbetween.flow import Flow
 
     out = os.path.abspath(args.out)
     if os.path.lexists(out) and not args.overwrite:

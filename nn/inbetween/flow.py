@@ -1,0 +1,42 @@
+"""Optical flow between two frames, from our RIFE v4.25: used by style propagation (its guides) and by
+the loop motion trainer (its targets)."""
+from __future__ import annotations
+
+import torch
+
+from .task import auto_flow_scale, motion_view
+from .warp import warp
+
+
+class Flow:
+    """Optical flow between neighbouring frames, from our RIFE v4.25 run at t = 0.5.
+
+    RIFE gives the flows from the middle moment to both frames; their difference is the
+    motion between the frames, located at the middle moment, and moved to the target frame
+    by one more warp. Endpoint times (t = 0 or 1) are outside what the network was trained
+    on and give far worse flow. Frames up to 1024 px are estimated at twice their size (the
+    finer pyramid follows small detail: on lynx at 512x288 the carried key scores 27.3 dB
+    against style010 instead of 26.5).
+    """
+
+    def __init__(self, interpolator, is_float: bool = False):
+        self.interpolator = interpolator
+        self.is_float = is_float
+
+    @classmethod
+    def load(cls, settings, device, half: bool, is_float: bool = False) -> "Flow":
+        """Raises ``hub.WeightsUnavailable`` when the RIFE weights are missing."""
+        from .. import hub
+        from .models import Interpolator
+
+        return cls(Interpolator("rife-v4.25", hub.load_state_dict("rife-v4.25", settings), device, half), is_float)
+
+    def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(1, 2, H, W) flow such that ``warp(source, flow)`` looks like ``target``."""
+        height, width = target.shape[-2:]
+        scale = 2.0 if max(height, width) <= 1024 else auto_flow_scale({"size": (width, height)})
+        flow, _ = self.interpolator.estimate(motion_view(source, self.is_float), motion_view(target, self.is_float),
+                                             0.5, flow_scale=scale)
+        flow = flow.float()
+        motion = flow[:, 0:2] - flow[:, 2:4]  # (mid -> source) - (mid -> target), at mid positions
+        return warp(motion, -flow[:, 2:4])  # at target positions
