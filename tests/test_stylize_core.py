@@ -15,8 +15,8 @@ from nn.imageio import ImageFormat, read_image, write_image
 from nn.inbetween.flow import Flow
 from nn.stylize import task
 from nn.stylize.__main__ import main as cli_main
-from nn.stylize.guides import advected_positions, guide_channels
-from nn.stylize.infer import run_generator
+from nn.stylize.guides import advected_positions, guide_channels, key_weights, propagation_order
+from nn.stylize.infer import propagate, run_generator
 from nn.stylize.network import Generator
 from nn.stylize.train import Keyframe, StyleConfig, Trainer, load_model, save_model
 from nn.stylize.vgg import VGGFeatures, vgg19_layers
@@ -252,3 +252,28 @@ def test_tiled_inference_leaves_no_seam_a_viewer_could_see():
     difference = (whole - tiled).abs()
     assert difference.max().item() < 1 / 255 and difference.mean().item() < 0.01 / 255
     assert (whole - inputs[:, :3]).abs().mean().item() > 0.05  # the net changes the picture: a real test
+
+
+def test_key_weights_cross_fade_between_keys_and_keep_each_key_its_own():
+    assert [key_weights(i, [0, 10]) for i in (4, 5, 6)] == [{0: 1.0}, {0: 1.0}, {10: 1.0}]  # nearest, ties earlier
+    fades = [key_weights(i, [0, 10], blend=2) for i in range(3, 8)]
+    assert fades == [{0: 1.0}, {0: 0.75, 10: 0.25}, {0: 0.5, 10: 0.5}, {0: 0.25, 10: 0.75}, {10: 1.0}]
+    assert key_weights(2, [0, 2, 4], blend=8) == {2: 1.0}  # a key frame is its key's alone
+    assert key_weights(1, [0, 2], blend=8) == {0: 0.5, 2: 0.5}  # the fade never reaches past a key
+    visits = list(propagation_order(11, [0, 10], blend=2))
+    assert sorted(i for i, _, _ in visits) == sorted(list(range(11)) + [4, 5, 6])  # the fade frames twice
+    assert all(previous is None or abs(previous - i) == 1 for i, _, previous in visits)
+
+
+def test_frames_between_two_keys_dissolve_from_one_to_the_other():
+    """A generator that returns the carried key: the output shows the weights themselves."""
+    config = StyleConfig(guides=("key",))
+    generator = config.generator().eval()  # untrained: the last conv is zero, so it outputs its base, the key
+    frames = [torch.full((1, 3, 16, 16), 0.5) for _ in range(11)]
+    red, blue = torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16)
+    red[:, 0], blue[:, 2] = 1.0, 1.0
+    out = dict(propagate(generator, config, lambda i: frames[i], 11, {0: red, 10: blue}, blend=2))
+    assert sorted(out) == list(range(11))
+    reds = [out[i][0, 0].mean().item() for i in range(11)]
+    assert reds == pytest.approx([1, 1, 1, 1, 0.75, 0.5, 0.25, 0, 0, 0, 0], abs=1e-6)
+    assert all(torch.allclose(out[i][0, 0] + out[i][0, 2], torch.ones(16, 16)) for i in range(11))

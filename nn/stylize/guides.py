@@ -60,45 +60,66 @@ def nearest_key(index: int, key_indices: list[int]) -> int:
     return min(key_indices, key=lambda k: (abs(k - index), k))
 
 
-def propagation_order(count: int, key_indices: list[int]) -> Iterator[tuple[int, int, int | None]]:
+def key_weights(index: int, key_indices: list[int], blend: int = 0) -> dict[int, float]:
+    """How much each key contributes to frame ``index``: {key: weight}, weights summing to 1.
+
+    A frame follows its nearest key. Between two keys, ``blend`` frames each side of their
+    midpoint cross-fade linearly from one key's result to the other's, so the handover is a
+    dissolve rather than a pop (EbSynth blends neighbouring keys for the same reason).
+    """
+    keys = sorted(set(key_indices))
+    earlier, later = [k for k in keys if k <= index], [k for k in keys if k > index]
+    if not earlier or not later or index in keys:
+        return {nearest_key(index, keys): 1.0}
+    a, b = earlier[-1], later[0]
+    middle, half = (a + b) / 2, min(blend, (b - a) / 2)  # the ramp never reaches past either key
+    if half <= 0:
+        return {a: 1.0} if index <= middle else {b: 1.0}
+    share_b = min(max((index - middle) / (2 * half) + 0.5, 0.0), 1.0)
+    return {k: w for k, w in ((a, 1.0 - share_b), (b, share_b)) if w > 0}
+
+
+def propagation_order(count: int, key_indices: list[int], blend: int = 0) -> Iterator[tuple[int, int, int | None]]:
     """(frame, its key, the previous frame in its chain or None at the key), chain by chain.
 
-    Each key owns the frames nearest to it and walks outwards from itself in both directions,
-    so every frame after the first of a chain has its neighbour's positions ready.
+    Each key walks outwards from itself in both directions over the frames it contributes to
+    (``key_weights``), so every frame after the first of a chain has its neighbour's positions
+    ready. With ``blend``, frames near a handover come once from each of the two keys.
     """
     keys = sorted(set(key_indices))
     for key in keys:
-        owned = [i for i in range(count) if nearest_key(i, keys) == key]
+        reached = [i for i in range(count) if key in key_weights(i, keys, blend)]
         yield key, key, None
         for step in (1, -1):
             previous = key
-            for index in range(key + step, owned[-1] + 1 if step > 0 else owned[0] - 1, step):
+            for index in range(key + step, reached[-1] + 1 if step > 0 else reached[0] - 1, step):
                 yield index, key, previous
                 previous = index
 
 
 def advected_positions(frames: Callable[[int], torch.Tensor], count: int, key_indices: list[int],
-                       flow: Flow | None) -> Iterator[tuple[int, int, torch.Tensor]]:
+                       flow: Flow | None, blend: int = 0) -> Iterator[tuple[int, int, torch.Tensor]]:
     """(frame index, key index, positions (1, 2, H, W)) for every frame, in ``propagation_order``.
 
     ``frames(i)`` returns frame i as (1, C, H, W); without a flow every frame keeps the key's
-    own positions (a static-camera assumption, used only when no flow is available).
+    own positions (a static-camera assumption, used only when no flow is available). With
+    ``blend``, frames near a handover between keys are yielded once per key (``key_weights``).
     """
-    heads: dict[int, torch.Tensor] = {}  # each key's positions and each chain's newest: constant memory
-    for index, key, previous in propagation_order(count, key_indices):
+    heads: dict[tuple[int, int], torch.Tensor] = {}  # (key, frame): each key's own and its chain's newest
+    for index, key, previous in propagation_order(count, key_indices, blend):
         if previous is None:
             height, width = frames(index).shape[-2:]
             current = identity_positions(height, width, frames(index).device)
         elif flow is None:
-            current = heads[previous]
+            current = heads[key, previous]
         else:
-            current = warp(heads[previous], flow(frames(previous), frames(index)))
+            current = warp(heads[key, previous], flow(frames(previous), frames(index)))
             # Anchor to the key: the key's own footage carried here should match this frame; the
             # flow between the two removes the drift that chaining accumulates (lynx, 512x288,
             # carried key vs style006: 30.7 dB chained, 32.4 dB anchored; vs style010: 27.3, 27.5).
             carried = guide_channels(("key",), current, frames(key)[:, :3])
             current = warp(current, flow(carried, frames(index)))
         if previous is not None and previous != key:
-            del heads[previous]
-        heads[index] = current
+            del heads[key, previous]
+        heads[key, index] = current
         yield index, key, current

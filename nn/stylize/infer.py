@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from .guides import advected_positions, identity_positions, network_input
+from .guides import advected_positions, identity_positions, key_weights, network_input
 from .network import GENERATOR_MULTIPLE
 
 TILE = 1024  # px: frames larger than this on a side are run in tiles (1080p and up)
 OVERLAP = 64  # px between tiles; about the generator's effective reach
+KEY_BLEND = 4  # frames each side of a handover between two keys that cross-fade their results
 
 
 def _padded_run(generator, inputs: torch.Tensor, half: bool) -> torch.Tensor:
@@ -77,28 +78,40 @@ def compose(stylized: torch.Tensor, frame: torch.Tensor, mask: torch.Tensor | No
 
 def propagate(generator, config, frames: Callable[[int], torch.Tensor], count: int,
               painted: dict[int, torch.Tensor], flow=None, masks: Callable[[int], torch.Tensor | None] | None = None,
-              half: bool = False, batch: int = 1) -> Iterator[tuple[int, torch.Tensor]]:
+              half: bool = False, batch: int = 1, blend: int = KEY_BLEND) -> Iterator[tuple[int, torch.Tensor]]:
     """(frame index, output (1, C, H, W)) for every frame, in ``guides.propagation_order``.
 
     ``frames(i)``: footage frame i as RGB(A) (1, C, H, W); ``painted``: key index -> painted
     RGB (1, 3, H, W); ``masks(i)``: (1, 1, H, W) or None. Frames are run ``batch`` at a time.
+    Near a handover between two keys, ``blend`` frames each side are stylized from both and
+    cross-faded (``guides.key_weights``); such a frame is yielded once both halves are in.
     """
-    pending: list[tuple[int, torch.Tensor]] = []
+    keys = sorted(painted)
+    pending: list[tuple[int, int | None, torch.Tensor]] = []
+    partial: dict[int, tuple[torch.Tensor, float]] = {}  # frame -> (weighted sum so far, weight so far)
 
     def flush():
-        inputs = torch.cat([x for _, x in pending])
-        stylized = run_generator(generator, inputs, half)
-        for (index, _), out in zip(pending, stylized):
+        stylized = run_generator(generator, torch.cat([x for _, _, x in pending]), half)
+        for (index, key, _), out in zip(pending, stylized):
+            weight = key_weights(index, keys, blend)[key] if key is not None else 1.0
+            if weight < 1.0:
+                total, gathered = partial.pop(index, (0.0, 0.0))
+                if gathered + weight < 1.0 - 1e-6:
+                    partial[index] = (total + weight * out, gathered + weight)
+                    continue
+                out = total + weight * out
             mask = masks(index) if masks else None
             yield index, compose(out[None], frames(index), mask)
         pending.clear()
 
     # A model without guides needs no painted key: it is applied to any clip frame by frame.
     # Nor does it need motion: no flow is computed for it.
-    order = advected_positions(frames, count, sorted(painted), flow if config.guides else None) if painted else (
-        (i, None, identity_positions(*frames(i).shape[-2:], frames(i).device)) for i in range(count))
+    if painted and config.guides:
+        order = advected_positions(frames, count, keys, flow, blend)
+    else:
+        order = ((i, None, identity_positions(*frames(i).shape[-2:], frames(i).device)) for i in range(count))
     for index, key, positions in order:
-        pending.append((index, network_input(config.guides, frames(index)[:, :3], positions, painted.get(key))))
+        pending.append((index, key, network_input(config.guides, frames(index)[:, :3], positions, painted.get(key))))
         if len(pending) >= batch:
             yield from flush()
     if pending:
