@@ -1,6 +1,7 @@
 """Style propagation, protocol S1 on ../shared/data/style/lynx (README there, peers in PEERS.md).
 
-    python bench/stylize.py [--sizes 512x288 960x540] [--seconds 300] [--far] [--guides [key position]]
+    python bench/stylize.py [--sizes 512x288 960x540] [--seconds 300] [--far] [--two-keys 0 4 8]
+                            [--guides [key position]]
                             [--threads N] [--settings JSON] [--json FILE]
 
 Train on style000 (frame 0) only, propagate to frames 1..10 and score frame 10 against
@@ -8,6 +9,9 @@ keys/style010.png: PSNR and SSIM on 8-bit RGB over the whole frame. Warping erro
 t+1 warped onto t with flow of the input frames (our RIFE flow, ``inbetween.flow.Flow``), pixels failing
 the forward-backward check (> 1 px) left out, mean absolute error in 0..255, over frames 0..10.
 --far adds the independent check: propagate across all 100 frames, score 99 against style099.jpg.
+--two-keys B ... runs the two-key protocol instead: train on style000 and style099, propagate all
+100 frames once per key blend B (frames each side of the handover that cross-fade), score the
+stylized frames 2..19 and the warping error overall, around the handover and at the worst pair.
 Rows: our network, the painted key carried by the same flow without a network, and the PEERS.md
 figures (measured elsewhere with DIS flow for the warping error: compare with the input floor).
 """
@@ -31,8 +35,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from inbetween import psnr, quantize, ssim  # noqa: E402
 from nn import hub  # noqa: E402
 from nn.imageio import read_image  # noqa: E402
-from nn.inbetween.warp import warp  # noqa: E402
 from nn.inbetween.flow import Flow  # noqa: E402
+from nn.inbetween.warp import warp  # noqa: E402
 from nn.stylize.guides import advected_positions, guide_channels  # noqa: E402
 from nn.stylize.infer import propagate  # noqa: E402
 from nn.stylize.train import Keyframe, StyleConfig, Trainer  # noqa: E402
@@ -58,17 +62,29 @@ def to8(frame: torch.Tensor) -> np.ndarray:
     return quantize(frame[0].permute(1, 2, 0).numpy().astype(np.float64))
 
 
-def warping_error(outputs: list[torch.Tensor], inputs: list[torch.Tensor], flow: Flow) -> float:
-    """Mean over frame pairs of |O_t - warp(O_t+1)| in 0..255 where the flow is consistent."""
-    errors = []
+def consistent_flows(inputs: list[torch.Tensor], flow: Flow) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per frame pair t, t+1: the flow warping t+1 onto t, and where it passes the forward-backward check."""
+    pairs = []
     for t in range(len(inputs) - 1):
         back = flow(inputs[t + 1], inputs[t])  # warp(I_t+1, back) ~ I_t
         fwd = flow(inputs[t], inputs[t + 1])  # warp(I_t, fwd) ~ I_t+1
-        valid = ((back + warp(fwd, back)).norm(dim=1, keepdim=True) <= 1.0).float()  # (1, 1, H, W)
+        pairs.append((back, ((back + warp(fwd, back)).norm(dim=1, keepdim=True) <= 1.0).float()))  # (1, 1, H, W)
+    return pairs
+
+
+def pair_errors(outputs: list[torch.Tensor], flows: list[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
+    """|O_t - warp(O_t+1)| in 0..255 per frame pair, where the flow is consistent."""
+    errors = []
+    for t, (back, valid) in enumerate(flows):
         a = torch.from_numpy(to8(outputs[t])).permute(2, 0, 1)[None].float()
         b = warp(torch.from_numpy(to8(outputs[t + 1])).permute(2, 0, 1)[None].float(), back)
         errors.append(float(((a - b).abs() * valid).sum() / (valid.sum() * 3)))
-    return float(np.mean(errors))
+    return errors
+
+
+def warping_error(outputs: list[torch.Tensor], inputs: list[torch.Tensor], flow: Flow) -> float:
+    """Mean over frame pairs of |O_t - warp(O_t+1)| in 0..255 where the flow is consistent."""
+    return float(np.mean(pair_errors(outputs, consistent_flows(inputs, flow))))
 
 
 def scores(frame: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
@@ -110,6 +126,44 @@ def run_size(size, seconds, far, flow, settings, guides):
     return rows
 
 
+def run_two_keys(size, seconds, flow, settings, blends):
+    """Train on style000 and style099, propagate all 100 frames with each key blend, same model."""
+    frames = lru_cache(maxsize=4)(lambda i: load(LYNX / "frames" / f"{i:03d}.jpg", size))
+    keys = {0: load(LYNX / "keys" / "style000.jpg", size), 99: load(LYNX / "keys" / "style099.jpg", size)}
+    config = StyleConfig(guides=("key",)).with_settings(settings)
+    trainer = Trainer([Keyframe(frames(i), key) for i, key in keys.items()], config, "cpu")
+    trainer.train(seconds)
+    generator = trainer.generator.eval()
+    inputs = [frames(i) for i in range(100)]
+    flows = consistent_flows(inputs, flow)
+    handover = range(40, 59)  # pairs (t, t + 1) around the midpoint 49.5
+    rows = {}
+    for blend in blends:
+        with torch.no_grad():
+            outputs = dict(propagate(generator, config, frames, 100, keys, flow, blend=blend))
+        errors = pair_errors([outputs[i] for i in range(100)], flows)
+        scored = [scores(outputs[i], load(LYNX / "keys" / f"style{i:03d}.png", size)) for i in (2, 3, 6, 10, 14, 19)]
+        rows[f"blend {blend}"] = {
+            "psnr_styled": float(np.mean([p for p, _ in scored])), "ssim_styled": float(np.mean([q for _, q in scored])),
+            "warp_error": float(np.mean(errors)), "warp_error_handover": float(np.mean([errors[t] for t in handover])),
+            "worst_pair": int(np.argmax(errors)), "worst_pair_error": float(max(errors)),
+        }
+    rows["input frames"] = {"warp_error": float(np.mean(pair_errors(inputs, flows))), "steps": trainer.steps}
+    return rows
+
+
+def print_two_keys(size, rows):
+    print(f"\nTwo keys, lynx {size}: train on frames 0 and 99, propagate 100 frames; PSNR/SSIM: mean over "
+          "style002..019; warping error: all pairs, pairs 40..58 (handover), worst pair")
+    print(f"{'run':14s} {'PSNR':>7s} {'SSIM':>6s} {'warp all':>9s} {'handover':>9s} {'worst':>12s}")
+    for name, r in rows.items():
+        if "psnr_styled" not in r:
+            print(f"{name:14s} {'-':>7s} {'-':>6s} {r['warp_error']:9.2f}   (training steps: {r['steps']})")
+            continue
+        print(f"{name:14s} {r['psnr_styled']:7.2f} {r['ssim_styled']:6.3f} {r['warp_error']:9.2f} "
+              f"{r['warp_error_handover']:9.2f} {r['worst_pair_error']:6.2f} @{r['worst_pair']:<3d}")
+
+
 def print_table(table):
     for size, rows in table.items():
         print(f"\nS1 lynx {size}: train on frame 0, score frame 10 vs style010")
@@ -129,6 +183,8 @@ def main():
     parser.add_argument("--sizes", nargs="+", default=["512x288", "960x540"])
     parser.add_argument("--seconds", type=float, default=300.0, help="training budget per size")
     parser.add_argument("--far", action="store_true", help="also propagate to frame 99 and score it")
+    parser.add_argument("--two-keys", type=int, nargs="+", metavar="BLEND",
+                        help="instead of S1: train on frames 0 and 99 and compare these key blends (frames)")
     parser.add_argument("--settings", default="{}", help="JSON overrides of the style settings")
     parser.add_argument("--guides", nargs="*", default=["key"], help="guide channels; no names: RGB only")
     parser.add_argument("--weights-dir", default=str(SHARED / "weights"), help="<name>/<file> weights folder")
@@ -146,9 +202,14 @@ def main():
     table = {}
     for size in args.sizes:
         width, height = map(int, size.split("x"))
+        if args.two_keys:
+            table[size] = run_two_keys((width, height), args.seconds, flow, json.loads(args.settings), args.two_keys)
+            print_two_keys(size, table[size])
+            continue
         table[size] = run_size((width, height), args.seconds, args.far, flow, json.loads(args.settings),
                                args.guides)
-    print_table(table)
+    if not args.two_keys:
+        print_table(table)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(table, f, indent=2)
