@@ -14,7 +14,7 @@ from nn.imageio import ImageFormat, read_image, write_image
 from nn.loop import task
 from nn.loop.__main__ import main as cli_main
 from nn.loop.hints import all_arrows, rasterize_polygons, read_labelme, velocity_field
-from nn.loop.synthesis import Loop
+from nn.loop.synthesis import Loop, integrate, integrate_reversed
 from nn.worker import TaskContext, TaskError
 
 W, H = 64, 48
@@ -211,3 +211,12 @@ def test_transparent_pixels_lend_no_colour_to_their_moving_neighbours(inputs, tm
         pixels = read_image(output)[0][RIVER[0]:RIVER[1]]
         visible = pixels[..., 3] > 0.05
         assert visible.any() and np.abs(pixels[..., 0] - pixels[..., 1])[visible].max() < 0.02
+
+
+@pytest.mark.parametrize("steps", [0, 1, 3, 15, 16, 17, 119])
+def test_the_backward_path_is_replayed_in_reverse_exactly_from_checkpoints(steps):
+    velocity = torch.randn(1, 2, 20, 30, generator=torch.Generator().manual_seed(steps)) * 0.7
+    start = torch.rand(50, 2, generator=torch.Generator().manual_seed(1)) * torch.tensor([29.0, 19.0])
+    whole = list(integrate(velocity, start, steps, -1.0))
+    replayed = list(integrate_reversed(velocity, start, steps, -1.0))
+    assert len(replayed) == steps + 1 and all(torch.equal(a, b) for a, b in zip(reversed(whole), replayed))

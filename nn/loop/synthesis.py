@@ -11,6 +11,7 @@ outside the mask are the still's, exactly.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -65,6 +66,22 @@ def integrate(velocity: torch.Tensor, start: torch.Tensor, steps: int, sign: flo
         yield positions
 
 
+def integrate_reversed(velocity: torch.Tensor, start: torch.Tensor, steps: int, sign: float = 1.0
+                       ) -> Iterator[torch.Tensor]:
+    """Particle positions after ``steps``, ``steps`` - 1, ..., 0 Euler steps, in that order.
+
+    Keeping the whole path would take 8 bytes per particle per step (4 GB for a 120-frame loop
+    of a 4K still, half of it moving). Instead a first pass keeps every ``stride``-th position,
+    and each stretch between two of them is integrated again when its turn comes: about
+    2 * sqrt(steps) positions are held, for one extra integration of the path.
+    """
+    stride = max(1, math.isqrt(steps))
+    checkpoints = [p for k, p in enumerate(integrate(velocity, start, steps, sign)) if k % stride == 0]
+    for index in reversed(range(len(checkpoints))):
+        stretch = list(integrate(velocity, checkpoints[index], min(stride - 1, steps - index * stride), sign))
+        yield from reversed(stretch)
+
+
 def splat(layers, values: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward bilinear splatting of particle ``values`` (P, C) to several sets of positions.
 
@@ -92,8 +109,8 @@ class Loop:
     """The N frames of a loop, rendered in order by iterating: ``for frame in Loop(...)``.
 
     ``still`` (1, C, H, W), any C: alpha travels with the colour. ``mask`` (1, 1, H, W) is 1 where
-    pixels may move; ``velocity`` (1, 2, H, W) in pixels per frame. Memory: the backward particle
-    paths are kept, 8 bytes per masked pixel per frame.
+    pixels may move; ``velocity`` (1, 2, H, W) in pixels per frame. Memory: a few sets of particle
+    positions, 8 bytes per masked pixel each (``integrate_reversed`` keeps about 2 * sqrt(N) sets).
     """
 
     def __init__(self, still: torch.Tensor, mask: torch.Tensor, velocity: torch.Tensor, frames: int):
@@ -107,7 +124,6 @@ class Loop:
         self.values = sample(torch.cat([still, energy], 1), self.start)  # exact: pixel centres
         speed = sample(velocity, self.start).norm(dim=1)
         self.depth = torch.exp(DEPTH_FROM_SPEED * speed / speed.max().clamp(min=1e-6))  # (P,)
-        self.backward = list(integrate(self.velocity, self.start, frames, sign=-1.0))
 
     def render(self, layers) -> torch.Tensor:
         """Frame (1, C, H, W) from [(positions, time weight), ...], holes and outside from the still."""
@@ -132,8 +148,9 @@ class Loop:
         # itself, every frame is resampled alike, and the jump from the last frame to the first
         # is one ordinary step (with frame 0 the exact still, that jump was 5-9% larger).
         n = self.frames
-        for t, forward in enumerate(integrate(self.velocity, self.start, n - 1)):
-            home = self.backward[n - t - 1]
+        # Frame t blends the particles t steps forward with those n - t - 1 steps backward.
+        backward = integrate_reversed(self.velocity, self.start, n - 1, sign=-1.0)
+        for t, (forward, home) in enumerate(zip(integrate(self.velocity, self.start, n - 1), backward)):
             ahead = forward + 0.5 * sample(self.velocity, forward)
             behind = home - 0.5 * sample(self.velocity, home)
             time = t + 0.5
