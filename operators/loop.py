@@ -98,10 +98,9 @@ def loop_warnings(info: dict, mask_name: str, off_still: int, width: int, height
 
 
 def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "", mask=None,
-            dusk: float = 0.0, dusk_colour=(1.0, 0.55, 0.3), light_reference: str = "", strip=None,
-            output_dir: str = "",
-            motion_only: bool = False, motion_source: str = "HINTS", motion_model: str = "",
-            context=None) -> job_runner.SceneJob:
+            motion_source: str = "HINTS", motion_model: str = "", dusk: float = 0.0,
+            dusk_colour=(1.0, 0.55, 0.3), light_reference: str = "", strip=None, output_dir: str = "",
+            motion_only: bool = False, context=None) -> job_runner.SceneJob:
     """Check the still, region and hints, create the job folder and start rendering the loop.
 
     ``motion_only`` draws the motion field as arrows over the still instead (the job's result
