@@ -1,6 +1,6 @@
 """Loops from stills, on ../shared/data/loop (README there, "loop/"): the 3dcine_demo0..2 scenes.
 
-    python bench/loop.py [--frames 48] [--speed 1.0] [--threads 2] [--json FILE]
+    python bench/loop.py [--frames 48] [--speed 1.0] [--threads 2] [--motion-model FILE] [--json FILE]
 
 Each scene's labelme file gives the strokes and its mask.png the region. Measures, per scene:
 seam (mean |frame N-1 - frame 0| over the mean consecutive difference; 1 is perfect), static
@@ -9,6 +9,8 @@ in pixels per frame: the field the renderer integrates, not an estimate from the
 sharpness (Laplacian variance of frame N/2 over the input's, greyscale) and seconds per frame
 (rendering only, 1280x720). Rows: ours (symmetric splatting) and the naive baseline: the still
 splatted forward along the same field, cross-faded into the still over the last quarter.
+With --motion-model (trained by ``python -m nn.loop.train``), a third row per scene renders the
+same way from the model's field instead of the hints (same mask, scaled to the same mean speed).
 """
 import argparse
 import json
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from nn.imageio import read_image  # noqa: E402
 from nn.loop.hints import all_arrows, read_labelme, velocity_field  # noqa: E402
+from nn.loop.motion_net import load_predictor, predict_velocity  # noqa: E402
 from nn.loop.synthesis import Loop, integrate  # noqa: E402
 
 LOOP_DATA = ROOT.parent / "shared" / "data" / "loop"
@@ -72,12 +75,14 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--speed", type=float, default=1.0, help="pixels per frame at the hints")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--motion-model", help="also render from this trained motion model's field")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     if not LOOP_DATA.is_dir():
         print(f"skipped: {LOOP_DATA} is not present")
         return 0
     torch.set_num_threads(args.threads)
+    model = load_predictor(args.motion_model, "cpu") if args.motion_model else None
     results = {}
     print(f"{'scene':14} {'method':6} {'seam':>6} {'static':>8} {'motion':>7} {'sharp':>6} {'s/frame':>8} {'field s':>8}")
     for scene in SCENES:
@@ -89,9 +94,14 @@ def main() -> int:
         start = time.perf_counter()
         velocity = velocity_field(still, mask, all_arrows([], strokes), args.speed)
         field_seconds = time.perf_counter() - start
+        runs = [("ours", ours, velocity), ("naive", naive, velocity)]
+        if model:
+            learned = predict_velocity(model, still, "cpu") * mask
+            learned *= args.speed / learned.norm(dim=1)[0][mask[0, 0] > 0].mean()  # as the task scales it
+            runs.append(("learned", ours, learned))
         with torch.inference_mode():
-            for name, method in (("ours", ours), ("naive", naive)):
-                row = measure(method, still, mask, velocity, args.frames)
+            for name, method, field in runs:
+                row = measure(method, still, mask, field, args.frames)
                 row["field_seconds"] = field_seconds
                 results[f"{scene}/{name}"] = row
                 print(f"{scene:14} {name:6} {row['seam']:6.3f} {row['static_error']:8.5f} "
