@@ -6,14 +6,15 @@ Scripting (for ``blender -b file.blend -P script.py``)::
     strip = frameweaver.generate_inbetweens(bpy.context.scene, model="rife-v4.25")
     strip = frameweaver.stylize_clip(bpy.context.scene, footage="shot", seconds=300)
     strip = frameweaver.loop_still(bpy.context.scene, mask=bpy.data.masks["waves"], frames=120)
+    model = frameweaver.train_motion_model(bpy.context.scene, clips="/footage/skies", steps=2000)
 """
 import bpy
 
 from .operators import (animate_loop, cancel_job, install_torch, preview_loop_motion, probe_devices, stop_training,
-                        train_propagate)
+                        train_loop_motion, train_propagate)
 from .operators import generate_inbetweens as inbetween_operator
 from .operators.inbetween import generate_inbetweens  # noqa: F401  scripting API
-from .operators.loop import loop_still  # noqa: F401  scripting API
+from .operators.loop import loop_still, train_motion_model  # noqa: F401  scripting API
 from .operators.stylize import stylize_clip  # noqa: F401  scripting API
 from .ui import menus, panel, preferences, previews, settings
 
@@ -28,6 +29,7 @@ CLASSES = (
     stop_training.SEQUENCER_OT_frameweaver_stop_training,
     animate_loop.SEQUENCER_OT_frameweaver_animate_loop,
     preview_loop_motion.SEQUENCER_OT_frameweaver_preview_loop_motion,
+    train_loop_motion.SEQUENCER_OT_frameweaver_train_loop_motion,
     panel.SEQUENCER_PT_frameweaver,
     panel.SEQUENCER_PT_frameweaver_inbetween,
     panel.SEQUENCER_PT_frameweaver_style,

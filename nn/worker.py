@@ -16,6 +16,7 @@ from dataclasses import dataclass
 TASKS = {
     "inbetween": ".inbetween.task",
     "loop": ".loop.task",
+    "loop_train": ".loop.train",
     "probe": ".probe",
     "stylize": ".stylize.task",
 }

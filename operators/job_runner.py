@@ -127,11 +127,15 @@ class JobModalMixin:
             return {"CANCELLED"}
         return self.report_created(strip, scene_job)
 
-    def report_created(self, strip, scene_job: SceneJob) -> set:
+    def report_created(self, result, scene_job: SceneJob) -> set:
         if warning := scene_job.warning():
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, f"Created '{strip.name}'. {scene_job.where()}")
+        self.report({"INFO"}, self.created_message(result, scene_job))
         return {"FINISHED"}
+
+    def created_message(self, strip, scene_job: SceneJob) -> str:
+        """What the finished job made; operators whose result is not a strip say it their way."""
+        return f"Created '{strip.name}'. {scene_job.where()}"
 
     def invoke(self, context, event):
         try:

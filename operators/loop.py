@@ -167,6 +167,42 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     return job_runner.start(scene, "loop", params, title, folder, temporary, finish, context, warnings)
 
 
+MOTION_MODEL_FILE = "loop_motion.safetensors"
+
+
+def prepare_training(scene, *, clips: str, steps: int = 2000, output_dir: str = "",
+                     context=None) -> job_runner.SceneJob:
+    """Start training the loop motion predictor on a folder of clips (sub-folders of frames).
+
+    The model is written to a fresh job folder, never over a file; once done, the scene's Loop
+    settings switch to *Learned* motion with that model.
+    """
+    folder_in = bpy.path.abspath(clips) if clips else ""
+    if not folder_in or not os.path.isdir(folder_in):
+        raise strip_io.StripInputError(
+            f"Choose a folder of clips to learn motion from{f' ({folder_in} is not a folder)' if folder_in else ''}: "
+            "each sub-folder holds one clip's frames as images")
+    root, temporary = strip_io.output_root(output_dir)
+    folder = strip_io.new_job_folder(root, "Motion model")
+    model = os.path.join(folder, MOTION_MODEL_FILE)
+    params = {"clips": folder_in, "out": model, "steps": steps, "hub": job_runner.hub_settings(context)}
+
+    def finish(job):
+        settings = scene.frameweaver
+        settings.loop_motion_model, settings.loop_motion_source = job.outputs[0], "LEARNED"
+        return job.outputs[0]
+
+    return job_runner.start(scene, "loop_train", params, "Train motion model", folder, temporary, finish, context)
+
+
+def train_motion_model(scene, **options) -> str:
+    """Scripting API: train the loop motion predictor to the end; returns the model's path.
+
+    Options are those of :func:`prepare_training`. Raises on bad input or a failed job.
+    """
+    return job_runner.run_sync(prepare_training(scene, **options), job_runner.print_progress)
+
+
 def loop_still(scene, **options):
     """Scripting API: animate the selected (or given) still into a seamless loop; returns the new strip.
 

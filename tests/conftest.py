@@ -37,6 +37,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def local_weights():
+    """The extension's weights folder set to ../shared/weights (the reference checkpoints) for one test."""
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.local_weights_dir = str(SHARED / "weights")
+    yield
+    prefs.local_weights_dir = ""
+
+
 def needs_shared():
     return pytest.mark.skipif(not SHARED.is_dir(), reason="../shared is not present")
 

@@ -9,19 +9,11 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER, MODULE, SHARED, needs_shared
+from conftest import FRAMEWEAVER, SHARED, needs_shared
 from helpers import add_key_strips, write_keyframes
 from nn.imageio import ImageFormat, read_image
 
 pytestmark = needs_shared()
-
-
-@pytest.fixture
-def local_weights():
-    prefs = bpy.context.preferences.addons[MODULE].preferences
-    prefs.local_weights_dir = str(SHARED / "weights")
-    yield
-    prefs.local_weights_dir = ""
 
 
 @pytest.mark.parametrize("model", ["rife-v4.25", "rife-hdv3"])

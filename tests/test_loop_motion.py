@@ -182,7 +182,7 @@ def test_loading_anything_else_is_refused_with_the_path(tmp_path):
 def test_command_line_refusals(clip_dir, tmp_path):
     out = tmp_path / "motion.safetensors"
     out.write_bytes(b"the user's file")
-    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
+    with pytest.raises(SystemExit, match="exists; choose another name"):
         train_main([str(clip_dir.parent), "--out", str(out), "--offline"])
     assert out.read_bytes() == b"the user's file"
 

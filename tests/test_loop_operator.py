@@ -5,7 +5,7 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER
+from conftest import FRAMEWEAVER, needs_shared
 from helpers import gradient_image
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.loop.hints import rasterize_polygons
@@ -203,3 +203,31 @@ def test_the_light_moves_towards_a_reference_strip_and_back(scene, seq_ctx, tmp_
     assert distance[4] < 0.3 * start and distance[0] == pytest.approx(start, abs=0.02)  # there mid-loop, back at 0
     with seq_ctx(scene), pytest.raises(RuntimeError, match="light reference 'nothing' must be an image strip"):
         bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=2, dusk=0.5, light_reference="nothing")
+
+
+@needs_shared()
+def test_a_motion_model_trained_in_blender_drives_the_loop(scene, seq_ctx, tmp_path, local_weights):
+    """Train Motion Model on a folder of clips (RIFE targets), then Animate Loop with Learned motion."""
+    clip = tmp_path / "clips" / "drift"
+    clip.mkdir(parents=True)
+    texture = np.random.default_rng(0).random((HEIGHT, WIDTH + 16, 3), dtype=np.float32)
+    for t in range(4):  # the whole picture drifts right 2 px per frame
+        write_image(str(clip / f"{t:03d}.png"), texture[:, 8 - 2 * t:8 - 2 * t + WIDTH], ImageFormat(".png", "uint8", 3))
+    still(scene, str(tmp_path))
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_train_loop_motion(clips=str(tmp_path / "clips"), steps=3) == {"FINISHED"}
+    settings = scene.frameweaver
+    assert settings.loop_motion_source == "LEARNED" and os.path.isfile(settings.loop_motion_model)
+    assert os.path.basename(settings.loop_motion_model) == "loop_motion.safetensors"
+    mask = motion_mask()
+    mask.layers[0].splines.remove(mask.layers[0].splines[1])  # the region only
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=2, motion_source="LEARNED",
+                                                          motion_model=settings.loop_motion_model) == {"FINISHED"}
+    assert scene.sequence_editor.active_strip.name == "Loop still"
+
+
+def test_training_without_a_folder_of_clips_is_refused(scene, seq_ctx, tmp_path):
+    with seq_ctx(scene), pytest.raises(RuntimeError, match="Choose a folder of clips"):
+        bpy.ops.sequencer.frameweaver_train_loop_motion(clips=str(tmp_path / "nowhere"))
+    assert not (tmp_path / "frameweaver").exists()  # no job folder left behind

@@ -128,17 +128,12 @@ def test_a_cut_is_held_not_morphed_and_reported(scene, seq_ctx, tmp_path, capsys
 
 @needs_shared()
 @pytest.mark.parametrize("mode", ["BLEND", "IGNORE"])
-def test_a_cut_cross_fades_or_morphs_on_request(scene, seq_ctx, tmp_path, mode):
-    prefs = bpy.context.preferences.addons[FRAMEWEAVER.__name__].preferences
-    prefs.local_weights_dir = str(SHARED / "weights")
-    try:
-        source = moving(1) + [other_shot(0.0)]
-        add_sequence(scene, write_clip(str(tmp_path / "clip"), source))
-        with seq_ctx(scene):
-            bpy.ops.sequencer.frameweaver_generate_inbetweens(model="rife-v4.25", mode="RETIME", cuts=mode)
-        middle = result_frames(scene.sequence_editor.active_strip)[1]
-    finally:
-        prefs.local_weights_dir = ""
+def test_a_cut_cross_fades_or_morphs_on_request(scene, seq_ctx, tmp_path, local_weights, mode):
+    source = moving(1) + [other_shot(0.0)]
+    add_sequence(scene, write_clip(str(tmp_path / "clip"), source))
+    with seq_ctx(scene):
+        bpy.ops.sequencer.frameweaver_generate_inbetweens(model="rife-v4.25", mode="RETIME", cuts=mode)
+    middle = result_frames(scene.sequence_editor.active_strip)[1]
     distance = np.abs(middle - (source[0] + source[1]) / 2).max()
     assert (distance < 2e-4) == (mode == "BLEND"), distance  # BLEND: exactly the dissolve; IGNORE: the network's
 

@@ -133,6 +133,11 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         layout.prop(settings, "loop_motion_source", expand=True)
         if settings.loop_motion_source == "LEARNED":
             layout.prop(settings, "loop_motion_model")
+            box = layout.box()
+            box.prop(settings, "loop_training_clips")
+            box.prop(settings, "loop_training_steps")
+            train = box.operator("sequencer.frameweaver_train_loop_motion", icon="EXPERIMENTAL")
+            train.clips, train.steps = settings.loop_training_clips, settings.loop_training_steps
         layout.prop(settings, "loop_mask")
         layout.prop_search(settings, "loop_mask_strip", scene.sequence_editor,
                            compat.all_strips_attribute(scene.sequence_editor), icon="MOD_MASK")

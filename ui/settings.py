@@ -31,6 +31,9 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     loop_dusk: bpy.props.FloatProperty(name="Light Change", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     loop_dusk_colour: bpy.props.FloatVectorProperty(name="Light Colour", subtype="COLOR", size=3, min=0.0, max=1.0,
                                                     default=(1.0, 0.55, 0.3))
+    loop_training_clips: bpy.props.StringProperty(name="Clips", subtype="DIR_PATH",
+                                                  description="Folder with one sub-folder of image frames per clip")
+    loop_training_steps: bpy.props.IntProperty(name="Training Steps", default=2000, min=1, max=1_000_000)
     loop_light_reference: bpy.props.StringProperty(
         name="Light Reference", description="Optional image strip whose colours the light moves towards")
     loop_motion_preview: bpy.props.StringProperty(name="Motion Preview", subtype="FILE_PATH")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..worker import TaskError
+from ..worker import TaskContext, TaskError
 from .motion_net import (MULTIPLE, WORKING_SIDE, MotionPredictor, display_rgb, parameter_count, save_predictor,
                          to_working)
 
@@ -296,63 +296,94 @@ def parse_args(argv):
                         help="longer side the network runs at (multiple of 32)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     parser.add_argument("--seed", type=int, default=0, help="for the initial weights and the crops")
+    parser.add_argument("--no-flip", action="store_true",
+                        help="never mirror crops (for one or two clips whose sideways direction matters)")
     add_runtime_arguments(parser)
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+PREPARE_SHARE = 0.15  # of the progress bar: measuring the clips' motion, before training
+
+
+def run(params: dict, ctx) -> tuple[list[str], dict]:
+    """Worker task ``loop_train`` (and the command line): clips folder in, a motion model file out.
+
+    params: clips, out, hub, and optionally steps, batch, crop, lr, frames_step, working_side,
+    seed, overwrite. Every clip is checked before minutes go into flow; the file is written
+    once, complete, at the end (Ctrl-C on the command line ends training early and saves).
+    """
     from .. import hub
-    from ..cli import hub_settings, task_context
     from ..inbetween.flow import Flow
 
-    out = os.path.abspath(args.out)
-    if os.path.lexists(out) and not args.overwrite:
-        sys.exit(f"error: {args.out} exists; pass --overwrite to replace it")
+    steps, frames_step = int(params.get("steps", 2000)), int(params.get("frames_step", 1))
+    working_side = int(params.get("working_side", WORKING_SIDE))
+    out = os.path.abspath(params["out"])
+    if os.path.lexists(out) and not params.get("overwrite"):
+        raise TaskError(f"{out} exists; choose another name (or pass --overwrite on the command line)")
     if not os.path.isdir(os.path.dirname(out)):
-        sys.exit(f"error: the folder for --out does not exist: {os.path.dirname(out)}")
-    if args.steps < 1 or args.batch < 1 or args.frames_step < 1:
-        sys.exit("error: --steps, --batch and --step must be at least 1")
-    if args.working_side % MULTIPLE or args.working_side < MULTIPLE:
-        sys.exit(f"error: --working-side must be a positive multiple of {MULTIPLE}")
+        raise TaskError(f"The folder for the model does not exist: {os.path.dirname(out)}")
+    if steps < 1 or int(params.get("batch", 4)) < 1 or frames_step < 1:
+        raise TaskError("Steps, batch and frame step must each be at least 1")
+    if working_side % MULTIPLE or working_side < MULTIPLE:
+        raise TaskError(f"The working side must be a positive multiple of {MULTIPLE}")
+    clips = find_clips(params["clips"])
+    for name, paths in clips:
+        check_clip(name, paths, frames_step)
+    try:
+        flow = Flow.load(hub.HubSettings(**params["hub"]), ctx.device, ctx.half)
+    except hub.WeightsUnavailable as error:
+        raise TaskError(f"The training targets need the RIFE v4.25 weights: {error}") from error
+    ctx.progress(0.0, f"{len(clips)} clip(s), {sum(len(p) for _, p in clips)} frames; measuring their motion "
+                      f"on {ctx.device}")
+    prepared = []
+    with torch.no_grad():
+        for number, (name, paths) in enumerate(clips):
+            share = PREPARE_SHARE * number / len(clips)
+            prepared.append(prepare_clip(name, paths, flow, working_side, frames_step, ctx.device,
+                                         report=lambda line, share=share: ctx.progress(share, line)))
+    del flow
+    for clip in prepared:
+        speed = clip.target.norm(dim=1)
+        ctx.progress(PREPARE_SHARE, f"{clip.name}: {clip.frames.shape[-1]}x{clip.frames.shape[-2]} at the working size, "
+                                    f"mean speed {speed.mean():.2f} px/frame (max {speed.max():.2f})")
+    trainer = MotionTrainer(prepared, steps, crop=int(params.get("crop", 256)), batch=int(params.get("batch", 4)),
+                            lr=float(params.get("lr", 1e-3)), device=ctx.device, seed=int(params.get("seed", 0)),
+                            working_side=working_side, flip=float(params.get("flip", 0.5)))
+    ctx.progress(PREPARE_SHARE, f"Training {parameter_count(trainer.model) / 1e6:.2f} M parameters, {steps} steps "
+                                f"of {trainer.batch_size} x {trainer.crop} px crops")
+    losses = trainer.train(lambda step, loss, seconds: ctx.progress(
+        PREPARE_SHARE + (1 - PREPARE_SHARE) * step / steps,
+        f"Step {step} of {steps}: endpoint error {loss:.3f} px/frame ({seconds:.0f} s)"))
+    if not losses:
+        raise TaskError("Stopped before the first training step; nothing was written")
+    save_predictor(trainer.model, out, trainer.metadata(frames_step), overwrite=bool(params.get("overwrite")))
+    return [out], {"steps": trainer.steps, "interrupted": trainer.interrupted, "clips": [c.name for c in prepared],
+                   "loss_start": sum(losses[:25]) / len(losses[:25]), "loss_end": sum(losses[-25:]) / len(losses[-25:])}
+
+
+class PrintProgress(TaskContext):
+    def progress(self, fraction: float, message: str, preview: str | None = None) -> None:
+        print(message, flush=True)
+
+
+def main(argv=None) -> int:
+    from ..cli import hub_settings, task_context
+
+    args = parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    params = {"clips": args.clips, "out": args.out, "overwrite": args.overwrite, "steps": args.steps,
+              "batch": args.batch, "crop": args.crop, "lr": args.lr, "frames_step": args.frames_step,
+              "working_side": args.working_side, "seed": args.seed, "flip": 0.0 if args.no_flip else 0.5,
+              "hub": hub_settings(args)}
     try:
-        clips = find_clips(args.clips)
-        for name, paths in clips:  # every clip is checked before minutes go into flow
-            check_clip(name, paths, args.frames_step)
         ctx = task_context(args)
-        try:
-            flow = Flow.load(hub.HubSettings(**hub_settings(args)), ctx.device, ctx.half)
-        except hub.WeightsUnavailable as error:
-            raise TaskError(f"The training targets need the RIFE v4.25 weights: {error}") from error
-        print(f"{len(clips)} clip(s), {sum(len(p) for _, p in clips)} frames; measuring their motion on "
-              f"{ctx.device}", flush=True)
-        with torch.no_grad():
-            prepared = [prepare_clip(name, paths, flow, args.working_side, args.frames_step, ctx.device,
-                                     report=lambda line: print(line, flush=True)) for name, paths in clips]
-        del flow
-        trainer = MotionTrainer(prepared, args.steps, crop=args.crop, batch=args.batch, lr=args.lr,
-                                device=ctx.device, seed=args.seed, working_side=args.working_side)
+        _, info = run(params, PrintProgress(ctx.device, ctx.half))
     except KeyboardInterrupt:
         sys.exit("interrupted before training; nothing written")
     except (TaskError, OSError, ValueError, RuntimeError) as error:
         sys.exit(f"error: {error}")
-    for clip in prepared:
-        speed = clip.target.norm(dim=1)
-        print(f"  {clip.name}: {clip.frames.shape[-1]}x{clip.frames.shape[-2]} at the working size, "
-              f"mean speed {speed.mean():.2f} px/frame (max {speed.max():.2f})", flush=True)
-    print(f"training {parameter_count(trainer.model) / 1e6:.2f} M parameters, {args.steps} steps of "
-          f"{args.batch} x {trainer.crop}px crops (Ctrl-C stops and saves)", flush=True)
-    losses = trainer.train(lambda step, loss, seconds: print(
-        f"step {step}/{args.steps}  endpoint error {loss:.3f} px/frame  {seconds:.0f} s", flush=True))
-    if not losses:
-        sys.exit("interrupted before the first step; nothing written")
-    try:
-        save_predictor(trainer.model, out, trainer.metadata(args.frames_step), overwrite=args.overwrite)
-    except OSError as error:
-        sys.exit(f"error: {error}")
-    print(f"{'interrupted: ' if trainer.interrupted else ''}saved {args.out} after {trainer.steps} steps")
+    print(f"{'interrupted: ' if info['interrupted'] else ''}saved {args.out} after {info['steps']} steps")
     return 0
 
 
