@@ -123,8 +123,8 @@ def resolve(entry: WeightsFile, settings: HubSettings) -> str:
     if not entry.repo_id:
         raise WeightsUnavailable(
             f"Weights '{entry.name}' are not published on the Hub yet. Train them on a folder of clips with "
-            f"`python -m nn.loop.train CLIPS --out {placed}` (from the extension's folder), or save a trained "
-            f"{entry.filename} as {placed}"
+            f"Train Motion Model in the Loop panel, or with `python -m nn.loop.train CLIPS --out {placed}`, "
+            f"or save a trained {entry.filename} as {placed}"
         )
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
