@@ -25,6 +25,7 @@ class WeightsFile:
     sha256: str
     license: str
     size: int  # bytes, shown before a download
+    make_it: str = ""  # for weights not on the Hub: how users make the file ({placed}: where it goes)
 
     def url(self) -> str:
         return f"https://huggingface.co/{self.repo_id}/resolve/{self.revision}/{self.filename}"
@@ -53,6 +54,8 @@ REGISTRY: dict[str, WeightsFile] = {
         WeightsFile(
             name="loop-motion", repo_id="", filename="loop_motion.safetensors", revision="",
             sha256="", license="yours: trained on your clips by nn.loop.train", size=0,
+            make_it="Train them on a folder of clips with Train Motion Model in the Loop panel, or with "
+                    "`python -m nn.loop.train CLIPS --out {placed}`",
         ),
         WeightsFile(
             name="vgg19", repo_id="timm/vgg19.tv_in1k", filename="model.safetensors", revision="main",
@@ -122,8 +125,7 @@ def resolve(entry: WeightsFile, settings: HubSettings) -> str:
         return _verified(placed, entry)
     if not entry.repo_id:
         raise WeightsUnavailable(
-            f"Weights '{entry.name}' are not published on the Hub yet. Train them on a folder of clips with "
-            f"Train Motion Model in the Loop panel, or with `python -m nn.loop.train CLIPS --out {placed}`, "
+            f"Weights '{entry.name}' are not published on the Hub yet. {entry.make_it.format(placed=placed)}, "
             f"or save a trained {entry.filename} as {placed}"
         )
     from huggingface_hub import hf_hub_download
