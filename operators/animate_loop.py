@@ -22,8 +22,7 @@ class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProper
 
     @classmethod
     def poll(cls, context):
-        scene = compat.sequencer_scene(context)
-        return scene is not None and scene.sequence_editor is not None
+        return compat.has_sequencer(context)
 
     def prepare(self, context):
         return loop.prepare(compat.sequencer_scene(context), frames=self.frames, dusk=self.dusk,

@@ -12,6 +12,12 @@ def sequencer_scene(context):
     return getattr(context, "sequencer_scene", None) or context.scene
 
 
+def has_sequencer(context) -> bool:
+    """Whether there is a Sequencer scene with strips to work on: the poll of every strip operator."""
+    scene = sequencer_scene(context)
+    return scene is not None and scene.sequence_editor is not None
+
+
 def strips(editor):
     """Top-level strip collection (also used to create strips)."""
     return editor.strips if hasattr(editor, "strips") else editor.sequences

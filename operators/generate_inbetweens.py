@@ -32,8 +32,7 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
 
     @classmethod
     def poll(cls, context):
-        scene = compat.sequencer_scene(context)
-        return scene is not None and scene.sequence_editor is not None
+        return compat.has_sequencer(context)
 
     def prepare(self, context):
         return inbetween.prepare(

@@ -11,8 +11,7 @@ class SEQUENCER_OT_frameweaver_preview_loop_motion(loop.LoopMotionProperties, bp
 
     @classmethod
     def poll(cls, context):
-        scene = compat.sequencer_scene(context)
-        return scene is not None and scene.sequence_editor is not None
+        return compat.has_sequencer(context)
 
     def execute(self, context):
         # A few seconds (the worker start and one field), so it runs in place rather than as a modal job.

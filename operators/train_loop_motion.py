@@ -18,8 +18,7 @@ class SEQUENCER_OT_frameweaver_train_loop_motion(JobModalMixin, bpy.types.Operat
 
     @classmethod
     def poll(cls, context):
-        scene = compat.sequencer_scene(context)
-        return scene is not None and scene.sequence_editor is not None
+        return compat.has_sequencer(context)
 
     def prepare(self, context):
         return loop.prepare_training(compat.sequencer_scene(context), clips=self.clips, steps=self.steps,

@@ -24,8 +24,7 @@ class SEQUENCER_OT_frameweaver_train_propagate(JobModalMixin, bpy.types.Operator
 
     @classmethod
     def poll(cls, context):
-        scene = compat.sequencer_scene(context)
-        return scene is not None and scene.sequence_editor is not None
+        return compat.has_sequencer(context)
 
     def prepare(self, context):
         return stylize.prepare(
