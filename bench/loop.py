@@ -10,7 +10,8 @@ sharpness (Laplacian variance of frame N/2 over the input's, greyscale) and seco
 (rendering only, 1280x720). Rows: ours (symmetric splatting) and the naive baseline: the still
 splatted forward along the same field, cross-faded into the still over the last quarter.
 With --motion-model (trained by ``python -m nn.loop.train``), a third row per scene renders the
-same way from the model's field instead of the hints (same mask, scaled to the same mean speed).
+same way from the model's field instead of the hints (same mask, scaled to the same mean speed),
+and coast.png (no mask or hints) is rendered with the region the model finds, as Animate Loop does.
 """
 import argparse
 import json
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from nn.imageio import read_image  # noqa: E402
 from nn.loop.hints import all_arrows, read_labelme, velocity_field  # noqa: E402
-from nn.loop.motion_net import load_predictor, predict_velocity  # noqa: E402
+from nn.loop.task import learned_motion  # noqa: E402
+from nn.worker import TaskContext  # noqa: E402
 from nn.loop.synthesis import Loop, integrate  # noqa: E402
 
 LOOP_DATA = ROOT.parent / "shared" / "data" / "loop"
@@ -70,6 +72,19 @@ def measure(method, still, mask, velocity, frames) -> dict:
     }
 
 
+def learned_field(model: str, still: torch.Tensor, mask: torch.Tensor | None, speed: float):
+    """The field (1, 2, H, W) and region (1, 1, H, W) that Animate Loop's Learned motion would use."""
+    region = mask[0, 0].numpy() > 0 if mask is not None else None
+    velocity, region, _ = learned_motion({"motion_model": model}, still, region, speed, False,
+                                         TaskContext(torch.device("cpu"), False))
+    return velocity, torch.from_numpy(region)[None, None].float()
+
+
+def print_row(scene: str, name: str, row: dict) -> None:
+    print(f"{scene:14} {name:6} {row['seam']:6.3f} {row['static_error']:8.5f} {row['motion_px_per_frame']:7.3f} "
+          f"{row['sharpness']:6.3f} {row['seconds_per_frame']:8.3f} {row['field_seconds']:8.2f}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=48)
@@ -82,7 +97,6 @@ def main() -> int:
         print(f"skipped: {LOOP_DATA} is not present")
         return 0
     torch.set_num_threads(args.threads)
-    model = load_predictor(args.motion_model, "cpu") if args.motion_model else None
     results = {}
     print(f"{'scene':14} {'method':6} {'seam':>6} {'static':>8} {'motion':>7} {'sharp':>6} {'s/frame':>8} {'field s':>8}")
     for scene in SCENES:
@@ -95,18 +109,24 @@ def main() -> int:
         velocity = velocity_field(still, mask, all_arrows([], strokes), args.speed)
         field_seconds = time.perf_counter() - start
         runs = [("ours", ours, velocity), ("naive", naive, velocity)]
-        if model:
-            learned = predict_velocity(model, still, "cpu") * mask
-            learned *= args.speed / learned.norm(dim=1)[0][mask[0, 0] > 0].mean()  # as the task scales it
-            runs.append(("learned", ours, learned))
+        if args.motion_model:
+            runs.append(("learned", ours, learned_field(args.motion_model, still, mask, args.speed)[0]))
         with torch.inference_mode():
             for name, method, field in runs:
                 row = measure(method, still, mask, field, args.frames)
                 row["field_seconds"] = field_seconds
                 results[f"{scene}/{name}"] = row
-                print(f"{scene:14} {name:6} {row['seam']:6.3f} {row['static_error']:8.5f} "
-                      f"{row['motion_px_per_frame']:7.3f} {row['sharpness']:6.3f} {row['seconds_per_frame']:8.3f} "
-                      f"{field_seconds:8.2f}", flush=True)
+                print_row(scene, name, row)
+    if args.motion_model:  # coast.png has no mask or hints: the model finds what moves as well
+        still = torch.from_numpy(read_image(str(LOOP_DATA / "coast.png"))[0]).permute(2, 0, 1)[None]
+        start = time.perf_counter()
+        velocity, mask = learned_field(args.motion_model, still, None, args.speed)
+        field_seconds = time.perf_counter() - start
+        with torch.inference_mode():
+            row = {**measure(ours, still, mask, velocity, args.frames), "field_seconds": field_seconds,
+                   "moving_fraction": mask.mean().item()}
+        results["coast/learned"] = row
+        print_row("coast", "learned", row)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"frames": args.frames, "speed": args.speed, "results": results}, f, indent=1)

@@ -22,6 +22,7 @@ from .hints import extend
 DEPTH_FROM_SPEED = 4.0  # where splats overlap, the faster pixel wins by up to e^4 (it is likely in front)
 OUTSIDE_MARGIN = 8  # pixels the field reaches past the mask, so particles leave instead of piling up
 MIN_COVERAGE = 1e-3  # splat weight below which a pixel counts as a hole
+GAP_FILL_STEPS = 2  # a hole up to twice this wide, between particles the field spread apart, is filled
 MAX_DETAIL_GAIN = 2.0  # most the fine detail lost to resampling and blending is boosted back
 
 
@@ -43,7 +44,10 @@ def blur(image: torch.Tensor, taps: list[float]) -> torch.Tensor:
     """(1, C, H, W) separable blur with normalised ``taps``, edges replicated."""
     kernel = image.new_tensor(taps) / sum(taps)
     channels, radius = image.shape[1], len(taps) // 2
-    padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")
+    # Channels-last: PyTorch's CPU depthwise convolution of 3 or 4 channels is about 15x faster in
+    # that layout (720p), and then 3x faster than avg_pool2d; one channel is fastest in avg_pool2d.
+    padded = F.pad(image.contiguous(memory_format=torch.channels_last), (radius, radius, radius, radius),
+                   mode="replicate")
     rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
     return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
@@ -105,6 +109,27 @@ def splat(layers, values: torch.Tensor, height: int, width: int) -> tuple[torch.
     return accumulated[:, :-1], accumulated[:, -1]
 
 
+def fill_gaps(total: torch.Tensor, coverage: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Splat sums (1, C, H, W) and weights (1, 1, H, W) with small holes in ``inside`` filled from neighbours.
+
+    Where the field spreads particles more than a pixel apart, bilinear splats leave gaps between
+    them; taking those from the still would stripe the picture. Each step gives every empty
+    pixel the mean of its 3x3 neighbourhood's splats (weights and sums alike, so colours stay
+    normalised), closing gaps up to 2 * GAP_FILL_STEPS pixels wide; wider holes stay holes.
+    """
+    both = torch.cat([total, coverage], 1)  # (1, C + 1, H, W): one pooling moves sums and weights together
+    for _ in range(GAP_FILL_STEPS):
+        empty = (both[:, -1:] <= MIN_COVERAGE) & inside  # outside the region nothing is splatted, nor needed
+        rows, columns = empty[0, 0].any(1).nonzero(), empty[0, 0].any(0).nonzero()
+        if len(rows) == 0:
+            break
+        # Only the box around the holes (and a pixel more, their neighbours) is filtered: holes are few.
+        box = (..., slice(max(int(rows[0]) - 1, 0), int(rows[-1]) + 2),
+               slice(max(int(columns[0]) - 1, 0), int(columns[-1]) + 2))
+        both[box] = torch.where(empty[box], blur(both[box], [1, 1, 1]), both[box])  # a 3x3 box
+    return both[:, :-1], both[:, -1:]
+
+
 class Loop:
     """The N frames of a loop, rendered in order by iterating: ``for frame in Loop(...)``.
 
@@ -128,9 +153,19 @@ class Loop:
     def render(self, layers) -> torch.Tensor:
         """Frame (1, C, H, W) from [(positions, time weight), ...], holes and outside from the still."""
         _, channels, height, width = self.still.shape
-        total, coverage = splat([(p, w * self.depth) for p, w in layers], self.values, height, width)
-        splatted = (total / coverage.clamp(min=MIN_COVERAGE)[:, None]).T.reshape(1, -1, height, width)
-        moving = self.inside & (coverage > MIN_COVERAGE).view(1, 1, height, width)
+        # Each direction is splatted and normalised on its own, then the two are blended by time
+        # alone. Normalising them jointly let each pixel's mix follow the sub-pixel phase of two
+        # unrelated particle lattices, which drew moire wherever the field is not uniform.
+        blended, weights = 0.0, 0.0
+        for positions, time_weight in layers:
+            total, coverage = splat([(positions, self.depth)], self.values, height, width)
+            total, coverage = fill_gaps(total.T.reshape(1, -1, height, width), coverage.view(1, 1, height, width),
+                                        self.inside)
+            covered = time_weight * (coverage > MIN_COVERAGE).float()  # (1, 1, H, W)
+            blended = blended + covered * total / coverage.clamp(min=MIN_COVERAGE)
+            weights = weights + covered
+        splatted = blended / weights.clamp(min=MIN_COVERAGE)  # (1, C + 1, H, W)
+        moving = self.inside & (weights > 0)
         frame = torch.where(moving, splatted[:, :channels], self.still)
         # Give the detail back the energy its particles brought (Heitz & Neyret 2018 restore
         # variance after blending textures alike): bilinear splats and the two-way blend lose some.
