@@ -86,27 +86,28 @@ def integrate_reversed(velocity: torch.Tensor, start: torch.Tensor, steps: int, 
         yield from reversed(stretch)
 
 
-def splat(layers, values: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward bilinear splatting of particle ``values`` (P, C) to several sets of positions.
+def splat(positions: torch.Tensor, weights: torch.Tensor, values: torch.Tensor, height: int,
+          width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward bilinear splatting of particle ``values`` (P, C) to ``positions`` (P, 2), weighted (P,).
 
-    ``layers`` is [(positions (P, 2), weights (P,)), ...]; returns the weighted sum (H*W, C) and the
-    total weight (H*W,) per pixel. One index_add_ for everything, so it runs wherever torch runs.
+    Returns the weighted sum (1, C, H, W) and the total weight (1, 1, H, W) per pixel. One
+    index_add_ for all four corners, so it runs wherever torch runs.
     """
+    corner = positions.floor()
+    frac = positions - corner  # (P, 2)
+    corner = corner.long()
     indices, shares = [], []
-    for positions, weights in layers:
-        corner = positions.floor()
-        frac = positions - corner  # (P, 2)
-        corner = corner.long()
-        for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-            x, y = corner[:, 0] + dx, corner[:, 1] + dy
-            share = (frac[:, 0] if dx else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1]) * weights
-            on_frame = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-            indices.append(torch.where(on_frame, y * width + x, 0))  # off-frame shares add 0 to pixel 0
-            shares.append(share * on_frame)
-    share = torch.cat(shares)[:, None]  # (4 * L * P, 1)
-    contribution = torch.cat([values.repeat(4 * len(layers), 1) * share, share], 1)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        x, y = corner[:, 0] + dx, corner[:, 1] + dy
+        share = (frac[:, 0] if dx else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1]) * weights
+        on_frame = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        indices.append(torch.where(on_frame, y * width + x, 0))  # off-frame shares add 0 to pixel 0
+        shares.append(share * on_frame)
+    share = torch.cat(shares)[:, None]  # (4 * P, 1)
+    contribution = torch.cat([values.repeat(4, 1) * share, share], 1)
     accumulated = values.new_zeros(height * width, values.shape[1] + 1).index_add_(0, torch.cat(indices), contribution)
-    return accumulated[:, :-1], accumulated[:, -1]
+    image = accumulated.T.reshape(1, -1, height, width)  # (1, C + 1, H, W), a channels-last view
+    return image[:, :-1], image[:, -1:]
 
 
 def fill_gaps(total: torch.Tensor, coverage: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,9 +159,7 @@ class Loop:
         # unrelated particle lattices, which drew moire wherever the field is not uniform.
         blended, weights = 0.0, 0.0
         for positions, time_weight in layers:
-            total, coverage = splat([(positions, self.depth)], self.values, height, width)
-            total, coverage = fill_gaps(total.T.reshape(1, -1, height, width), coverage.view(1, 1, height, width),
-                                        self.inside)
+            total, coverage = fill_gaps(*splat(positions, self.depth, self.values, height, width), self.inside)
             covered = time_weight * (coverage > MIN_COVERAGE).float()  # (1, 1, H, W)
             blended = blended + covered * total / coverage.clamp(min=MIN_COVERAGE)
             weights = weights + covered
