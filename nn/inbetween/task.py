@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..colour import to_display
 from ..imageio import ImageFormat, read_image, write_image
 from ..worker import TaskError
 from . import cuts
@@ -38,9 +39,7 @@ def to_pixels(frame: torch.Tensor) -> np.ndarray:
 def motion_view(frame: torch.Tensor, is_float: bool) -> torch.Tensor:
     """The (1, 3, H, W) image the flow network sees: display-referred RGB in [0, 1]."""
     colour = frame[:, :3] if frame.shape[1] >= 3 else frame[:, :1].expand(-1, 3, -1, -1)
-    if is_float:  # scene-linear EXR: encode like sRGB so motion is estimated on what people see
-        colour = torch.where(colour <= 0.0031308, colour * 12.92, 1.055 * colour.clamp(min=1e-8) ** (1 / 2.4) - 0.055)
-    return colour.clamp(0.0, 1.0)
+    return to_display(colour, is_float).clamp(0.0, 1.0)  # EXR: motion is estimated on what people see
 
 
 class Blend:

@@ -16,21 +16,10 @@ import math
 
 import torch
 
+from ..colour import to_display, to_linear
+
 # display RGB -> (luma, blue difference, red difference); orthogonal rows, so the inverse is simple
 OPPONENT = torch.tensor([[0.299, 0.587, 0.114], [-0.169, -0.331, 0.5], [0.5, -0.419, -0.081]])
-
-
-def encode(rgb: torch.Tensor, is_float: bool) -> torch.Tensor:
-    """(1, 3, H, W) display RGB: float (scene-linear) files get the sRGB curve, others are already so."""
-    if not is_float:
-        return rgb
-    return torch.where(rgb <= 0.0031308, rgb * 12.92, 1.055 * rgb.clamp(min=1e-8) ** (1 / 2.4) - 0.055)
-
-
-def decode(rgb: torch.Tensor, is_float: bool) -> torch.Tensor:
-    if not is_float:
-        return rgb
-    return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb.clamp(min=0) + 0.055) / 1.055) ** 2.4)
 
 
 def opponent(rgb: torch.Tensor) -> torch.Tensor:
@@ -53,9 +42,9 @@ class LightChange:
     def __init__(self, still: torch.Tensor, frames: int, strength: float, is_float: bool,
                  target_rgb=None, reference: torch.Tensor | None = None):
         self.frames, self.strength, self.is_float = frames, float(strength), is_float
-        self.mean, self.std = statistics(encode(still[:, :3], is_float))
+        self.mean, self.std = statistics(to_display(still[:, :3], is_float))
         if reference is not None:
-            self.target_mean, self.target_std = statistics(encode(reference[:, :3], is_float))
+            self.target_mean, self.target_std = statistics(to_display(reference[:, :3], is_float))
         else:  # a colour: the scene's average moves to it, contrast is kept
             colour = torch.tensor(target_rgb, dtype=still.dtype).view(1, 3, 1, 1)
             self.target_mean, self.target_std = opponent(colour), self.std
@@ -67,8 +56,8 @@ class LightChange:
         weight = self.weight(t)
         if weight == 0:
             return frame
-        values = opponent(encode(frame[:, :3], self.is_float))
+        values = opponent(to_display(frame[:, :3], self.is_float))
         moved = (values - self.mean) / self.std.clamp(min=1e-6) * self.target_std + self.target_mean
-        rgb = decode(from_opponent(values + weight * (moved - values)), self.is_float)
+        rgb = to_linear(from_opponent(values + weight * (moved - values)), self.is_float)
         rgb = rgb if self.is_float else rgb.clamp(0, 1)
         return torch.cat([rgb, frame[:, 3:]], 1)

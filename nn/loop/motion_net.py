@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..inbetween.task import motion_view
 from ..worker import TaskError
-from .appearance import encode
 
 KIND = "frameweaver-loop-motion"
 FORMAT = "1"  # bumped when the tensors or their meaning change
@@ -140,15 +140,6 @@ def working_size(height: int, width: int, side: int = WORKING_SIDE) -> tuple[int
             max(MULTIPLE, round(width * scale / MULTIPLE) * MULTIPLE))
 
 
-def display_rgb(image: torch.Tensor, is_float: bool = False) -> torch.Tensor:
-    """(1, 3, H, W) display-referred RGB in 0..1 from (1, C, H, W): alpha dropped, grey spread to RGB.
-
-    Scene-linear float images get the sRGB curve, so the net sees them as it saw its clips.
-    """
-    colour = image[:, :3] if image.shape[1] >= 3 else image[:, :1].expand(-1, 3, -1, -1)
-    return encode(colour.float(), is_float).clamp(0.0, 1.0)
-
-
 def to_working(rgb: torch.Tensor, side: int) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 3, h, w) at the working size; antialiased, so 4K detail does not alias."""
     size = working_size(*rgb.shape[-2:], side)
@@ -178,7 +169,7 @@ def predict_velocity(model: MotionPredictor, still: torch.Tensor, device, is_flo
     """
     device = torch.device(device)
     height, width = still.shape[-2:]
-    rgb = to_working(display_rgb(still.to(device), is_float), model.working_side)  # (1, 3, h, w)
+    rgb = to_working(motion_view(still.to(device).float(), is_float), model.working_side)  # (1, 3, h, w)
     was_training = model.training
     model.eval()
     field = model(rgb).float()  # (1, 2, h, w)

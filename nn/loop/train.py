@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..inbetween.task import motion_view
 from ..worker import TaskContext, TaskError
-from .motion_net import (MULTIPLE, WORKING_SIDE, MotionPredictor, display_rgb, parameter_count, save_predictor,
-                         to_working)
+from .motion_net import MULTIPLE, WORKING_SIDE, MotionPredictor, parameter_count, save_predictor, to_working
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".webp", ".bmp", ".dpx", ".tga", ".hdr"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".mxf", ".gif", ".wmv"}
@@ -149,7 +149,7 @@ def prepare_clip(name: str, paths: Sequence[str], flow: FlowFn, working_side: in
         if index not in cache:
             pixels, fmt = read_image(paths[index])
             image = torch.from_numpy(pixels).permute(2, 0, 1)[None].to(device)
-            cache[index] = to_working(display_rgb(image, fmt.is_float), working_side)
+            cache[index] = to_working(motion_view(image.float(), fmt.is_float), working_side)
             if index in kept:
                 inputs[index] = cache[index]
             for old in [i for i in cache if i < index - step]:
