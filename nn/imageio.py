@@ -93,6 +93,17 @@ def read_image(path: str) -> tuple[np.ndarray, ImageFormat]:
     return pixels, ImageFormat(extension=ext, pixel_type=pixel_type, channels=spec.nchannels)
 
 
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) from the file's header, without reading its pixels."""
+    reader = oiio.ImageInput.open(path)
+    if reader is None:
+        raise ImageReadError(f"Cannot read image {path}: {oiio.geterror() or 'unknown format'}")
+    try:
+        return reader.spec().width, reader.spec().height
+    finally:
+        reader.close()
+
+
 def write_image(path: str, pixels: np.ndarray, fmt: ImageFormat) -> None:
     """Write (H, W, C) float pixels to a new file; never overwrite an existing one.
 

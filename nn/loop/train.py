@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..imageio import image_size, read_image
 from ..inbetween.task import motion_view
 from ..worker import TaskContext, TaskError
 from .motion_net import MULTIPLE, WORKING_SIDE, MotionPredictor, parameter_count, save_predictor, to_working
@@ -80,19 +81,6 @@ def find_clips(folder: str) -> list[tuple[str, list[str]]]:
     return clips
 
 
-def image_size(path: str) -> tuple[int, int]:
-    """(width, height) from the file's header, without reading its pixels."""
-    from ..imageio import ImageReadError, oiio
-
-    reader = oiio.ImageInput.open(path)
-    if reader is None:
-        raise ImageReadError(f"Cannot read image {path}: {oiio.geterror() or 'unknown format'}")
-    try:
-        return reader.spec().width, reader.spec().height
-    finally:
-        reader.close()
-
-
 def check_clip(name: str, paths: Sequence[str], step: int = 1) -> tuple[int, int]:
     """(width, height) of a usable clip; refuses too few frames and mixed sizes before any work is done."""
     if len(paths) < step + 1:
@@ -137,8 +125,6 @@ def prepare_clip(name: str, paths: Sequence[str], flow: FlowFn, working_side: in
     The flow runs on the working-size frames: that is the scale the network predicts at, and
     RIFE runs at twice that size internally (``Flow``), so sub-pixel motion is still resolved.
     """
-    from ..imageio import read_image
-
     check_clip(name, paths, step)
     count = min(keep, len(paths))
     kept = {round(i * (len(paths) - 1) / max(count - 1, 1)) for i in range(count)}
