@@ -20,10 +20,6 @@ class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProper
     light_reference: bpy.props.StringProperty(name="Light Reference",
                                               description="Optional image strip whose colours the light moves towards")
 
-    @classmethod
-    def poll(cls, context):
-        return compat.has_sequencer(context)
-
     def prepare(self, context):
         return loop.prepare(compat.sequencer_scene(context), frames=self.frames, dusk=self.dusk,
                             dusk_colour=tuple(self.dusk_colour), light_reference=self.light_reference,

@@ -30,10 +30,6 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
                                    description="Time motion over frames that repeat (animation on twos, "
                                                "stutter) instead of copying them")
 
-    @classmethod
-    def poll(cls, context):
-        return compat.has_sequencer(context)
-
     def prepare(self, context):
         return inbetween.prepare(
             compat.sequencer_scene(context), model=self.model, mode=self.mode, count=self.count,

@@ -12,7 +12,7 @@ from typing import Callable
 
 import bpy
 
-from . import jobs, strip_io
+from . import compat, jobs, strip_io
 from ..ui.preferences import addon_preferences, extension_dir
 
 
@@ -114,6 +114,10 @@ class JobModalMixin:
     Background mode never runs modal operators, so ``execute`` runs the same
     job to the end synchronously.
     """
+
+    @classmethod
+    def poll(cls, context):
+        return compat.has_sequencer(context)
 
     def prepare(self, context) -> SceneJob:
         raise NotImplementedError

@@ -80,6 +80,14 @@ def mask_splines(mask, width: int, height: int) -> tuple[list, list]:
     return polygons, strokes
 
 
+def named_image(scene, name: str, role: str) -> str:
+    """The image file of the image strip called ``name``, used as the loop's ``role`` (a mask, a reference)."""
+    strip = compat.all_strips(scene.sequence_editor).get(name)
+    if strip is None or strip.type != "IMAGE":
+        raise strip_io.StripInputError(f"The {role} '{name}' must be an image strip")
+    return strip_io.key_image(strip)
+
+
 def points_outside(splines, width: int, height: int) -> int:
     """How many spline points lie off the still (half a pixel of slack for points on its edge)."""
     return sum(not (-0.5 <= x <= width + 0.5 and -0.5 <= y <= height + 0.5) for spline in splines for x, y in spline)
@@ -118,12 +126,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     path = strip_io.key_image(still)
     width, height = image_size(still)
     polygons, strokes = mask_splines(mask, width, height) if mask is not None else ([], [])
-    region = None
-    if mask_strip:
-        region_strip = compat.all_strips(scene.sequence_editor).get(mask_strip)
-        if region_strip is None or region_strip.type != "IMAGE":
-            raise strip_io.StripInputError(f"The motion mask '{mask_strip}' must be an image strip")
-        region = strip_io.key_image(region_strip)
+    region = named_image(scene, mask_strip, "motion mask") if mask_strip else None
     if not strokes and not learned:
         raise strip_io.StripInputError(
             "Draw the motion first: in a Mask datablock over the still, draw open splines in the direction things "
@@ -136,12 +139,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
         raise strip_io.StripInputError(
             f"Every point of the Mask '{mask.name}' lies outside the {width}x{height} still. Draw it over this "
             "still (Image Editor, Mask mode, with the still as its image)")
-    reference = None
-    if light_reference and dusk > 0:
-        reference_strip = compat.all_strips(scene.sequence_editor).get(light_reference)
-        if reference_strip is None or reference_strip.type != "IMAGE":
-            raise strip_io.StripInputError(f"The light reference '{light_reference}' must be an image strip")
-        reference = strip_io.key_image(reference_strip)
+    reference = named_image(scene, light_reference, "light reference") if light_reference and dusk > 0 else None
     title = f"{'Motion' if motion_only else 'Loop'} {still.name}"
     start = compat.left_handle(still)
     channel = strip_io.free_channel(scene.sequence_editor, start, start + frames, above=still.channel)

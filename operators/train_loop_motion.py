@@ -16,10 +16,6 @@ class SEQUENCER_OT_frameweaver_train_loop_motion(JobModalMixin, bpy.types.Operat
                                     description="Folder with one sub-folder of image frames per clip")
     steps: bpy.props.IntProperty(name="Training Steps", default=2000, min=1, max=1_000_000)
 
-    @classmethod
-    def poll(cls, context):
-        return compat.has_sequencer(context)
-
     def prepare(self, context):
         return loop.prepare_training(compat.sequencer_scene(context), clips=self.clips, steps=self.steps,
                                      context=context)

@@ -22,10 +22,6 @@ class SEQUENCER_OT_frameweaver_train_propagate(JobModalMixin, bpy.types.Operator
                                    description="Train the model further instead of only applying it")
     fit_sizes: bpy.props.BoolProperty(name="Fit Keyframes", description="Resize keyframes to the footage's size")
 
-    @classmethod
-    def poll(cls, context):
-        return compat.has_sequencer(context)
-
     def prepare(self, context):
         return stylize.prepare(
             compat.sequencer_scene(context), footage=self.footage, mask=self.mask, seconds=self.seconds,

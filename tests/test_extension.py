@@ -33,3 +33,12 @@ def test_disable_enable_cycles(fw):
         addon_utils.enable(MODULE, default_set=True, handle_error=None)
         assert hasattr(bpy.types, "SEQUENCER_PT_frameweaver")
     assert hasattr(bpy.types.Scene, "frameweaver")
+
+
+def test_job_operators_need_a_sequencer_scene(scene, seq_ctx):
+    names = ("generate_inbetweens", "train_propagate", "animate_loop", "train_loop_motion", "preview_loop_motion")
+    with seq_ctx(scene):
+        assert all(getattr(bpy.ops.sequencer, f"frameweaver_{name}").poll() for name in names)
+    scene.sequence_editor_clear()
+    with seq_ctx(scene):
+        assert not any(getattr(bpy.ops.sequencer, f"frameweaver_{name}").poll() for name in names)
