@@ -199,15 +199,14 @@ def main():
     torch.manual_seed(0)
     settings = hub.HubSettings(cache_dir=tempfile.mkdtemp(prefix="bench-hub-"), local_dir=args.weights_dir)
     flow = Flow.load(settings, "cpu", half=False)
-    table = {}
+    table, overrides = {}, json.loads(args.settings)
     for size in args.sizes:
         width, height = map(int, size.split("x"))
         if args.two_keys:
-            table[size] = run_two_keys((width, height), args.seconds, flow, json.loads(args.settings), args.two_keys)
+            table[size] = run_two_keys((width, height), args.seconds, flow, overrides, args.two_keys)
             print_two_keys(size, table[size])
             continue
-        table[size] = run_size((width, height), args.seconds, args.far, flow, json.loads(args.settings),
-                               args.guides)
+        table[size] = run_size((width, height), args.seconds, args.far, flow, overrides, args.guides)
     if not args.two_keys:
         print_table(table)
     if args.json:

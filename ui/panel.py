@@ -129,7 +129,8 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         layout = self.layout
         layout.use_property_split = True
         scene = compat.sequencer_scene(context)
-        settings = scene.frameweaver
+        settings, editor = scene.frameweaver, scene.sequence_editor
+        collection = compat.all_strips_attribute(editor)
         layout.prop(settings, "loop_motion_source", expand=True)
         if settings.loop_motion_source == "LEARNED":
             layout.prop(settings, "loop_motion_model")
@@ -139,14 +140,12 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
             train = box.operator("sequencer.frameweaver_train_loop_motion", icon="EXPERIMENTAL")
             train.clips, train.steps = settings.loop_training_clips, settings.loop_training_steps
         layout.prop(settings, "loop_mask")
-        layout.prop_search(settings, "loop_mask_strip", scene.sequence_editor,
-                           compat.all_strips_attribute(scene.sequence_editor), icon="MOD_MASK")
+        layout.prop_search(settings, "loop_mask_strip", editor, collection, icon="MOD_MASK")
         layout.prop(settings, "loop_frames")
         layout.prop(settings, "loop_speed")
         layout.prop(settings, "loop_dusk")
         if settings.loop_dusk > 0:
-            layout.prop_search(settings, "loop_light_reference", scene.sequence_editor,
-                               compat.all_strips_attribute(scene.sequence_editor), icon="IMAGE_DATA")
+            layout.prop_search(settings, "loop_light_reference", editor, collection, icon="IMAGE_DATA")
             if not settings.loop_light_reference:
                 layout.prop(settings, "loop_dusk_colour")
         loop_motion_options(layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD"), settings)

@@ -29,8 +29,14 @@ MIN_SIDE = 32
 PREDICTED_MOTION = 0.25  # without a mask, pixels moving at this share of the fast end of the model's field move
 
 
-def motion_mask(params: dict, width: int, height: int) -> np.ndarray:
-    """(H, W) bool: the union of the mask image (non-zero first channel) and the polygons."""
+def has_region(params: dict) -> bool:
+    return bool(params.get("mask") or params.get("mask_polygons"))
+
+
+def motion_mask(params: dict, width: int, height: int) -> np.ndarray | None:
+    """(H, W) bool: the union of the mask image (non-zero first channel) and the polygons; None without either."""
+    if not has_region(params):
+        return None
     mask = np.zeros((height, width), dtype=bool)
     if params.get("mask"):
         pixels, _ = read_image(params["mask"])
@@ -64,7 +70,7 @@ def straight(image: torch.Tensor) -> torch.Tensor:
 
 
 def check_inputs(params: dict, width: int, height: int) -> None:
-    has_mask = bool(params.get("mask") or params.get("mask_polygons"))
+    has_mask = has_region(params)
     has_hints = bool(params.get("hints") or params.get("strokes"))
     learned = params.get("motion_source", "hints") == "learned"  # the model supplies hints and, if need be, the mask
     if not learned and (not has_mask or not has_hints):
@@ -138,8 +144,7 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     check_inputs(params, width, height)
     frames, speed = int(params["frames"]), float(params.get("speed", 1.0))
     fmt = output_format(still_format)
-    has_mask = bool(params.get("mask") or params.get("mask_polygons"))
-    mask = motion_mask(params, width, height) if has_mask else None
+    mask = motion_mask(params, width, height)
     still = to_tensor(pixels, ctx.device).float()
     if params.get("motion_source", "hints") == "learned":
         ctx.progress(0.0, "Predicting the motion")
