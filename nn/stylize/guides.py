@@ -88,13 +88,12 @@ def propagation_order(count: int, key_indices: list[int], blend: int = 0) -> Ite
     """
     keys = sorted(set(key_indices))
     for key in keys:
-        reached = [i for i in range(count) if key in key_weights(i, keys, blend)]
         yield key, key, None
         for step in (1, -1):
-            previous = key
-            for index in range(key + step, reached[-1] + 1 if step > 0 else reached[0] - 1, step):
+            previous, index = key, key + step
+            while 0 <= index < count and key in key_weights(index, keys, blend):  # a key's frames are contiguous
                 yield index, key, previous
-                previous = index
+                previous, index = index, index + step
 
 
 def advected_positions(frames: Callable[[int], torch.Tensor], count: int, key_indices: list[int],
