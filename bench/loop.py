@@ -31,7 +31,8 @@ from nn.imageio import read_image  # noqa: E402
 from nn.loop.hints import all_arrows, read_labelme, velocity_field  # noqa: E402
 from nn.loop.task import learned_motion  # noqa: E402
 from nn.worker import TaskContext  # noqa: E402
-from nn.loop.synthesis import Loop, integrate  # noqa: E402
+from nn.loop.synthesis import Loop  # noqa: E402
+from nn.motion.particles import integrate  # noqa: E402
 
 LOOP_DATA = ROOT.parent / "shared" / "data" / "loop"
 SCENES = ["3dcine_demo0", "3dcine_demo1", "3dcine_demo2"]

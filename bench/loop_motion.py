@@ -33,7 +33,7 @@ from nn import hub  # noqa: E402
 from nn.imageio import read_image  # noqa: E402
 from nn.loop.motion_net import parameter_count, predict_velocity, resize_field  # noqa: E402
 from nn.loop.train import Clip, MotionTrainer, prepare_clip  # noqa: E402
-from nn.inbetween.flow import Flow  # noqa: E402
+from nn.motion.flow import Flow  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 SKY = SHARED / "data" / "loop" / "sky-timelapse-8"

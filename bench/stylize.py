@@ -6,7 +6,7 @@
 
 Train on style000 (frame 0) only, propagate to frames 1..10 and score frame 10 against
 keys/style010.png: PSNR and SSIM on 8-bit RGB over the whole frame. Warping error: output
-t+1 warped onto t with flow of the input frames (our RIFE flow, ``inbetween.flow.Flow``), pixels failing
+t+1 warped onto t with flow of the input frames (our RIFE flow, ``motion.flow.Flow``), pixels failing
 the forward-backward check (> 1 px) left out, mean absolute error in 0..255, over frames 0..10.
 --far adds the independent check: propagate across all 100 frames, score 99 against style099.jpg.
 --two-keys B ... runs the two-key protocol instead: train on style000 and style099, propagate all
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from inbetween import psnr, quantize, ssim  # noqa: E402
 from nn import hub  # noqa: E402
 from nn.imageio import read_image  # noqa: E402
-from nn.inbetween.flow import Flow  # noqa: E402
-from nn.inbetween.warp import warp  # noqa: E402
+from nn.motion.flow import Flow  # noqa: E402
+from nn.motion.warp import warp  # noqa: E402
 from nn.stylize.guides import advected_positions, guide_channels  # noqa: E402
 from nn.stylize.infer import propagate  # noqa: E402
 from nn.stylize.train import Keyframe, StyleConfig, Trainer  # noqa: E402

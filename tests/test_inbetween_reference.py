@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from conftest import SHARED
 from nn.inbetween import MODEL_SPECS, Interpolator, state_dict_from_checkpoint
-from nn.inbetween.warp import warp
+from nn.motion.warp import warp
 
 SCENES = ["Beanbags", "Dimetrodon", "DogDance", "Grove2", "Grove3", "Hydrangea",
           "MiniCooper", "RubberWhale", "Urban2", "Urban3", "Venus", "Walking"]

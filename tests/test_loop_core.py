@@ -14,7 +14,8 @@ from nn.imageio import ImageFormat, read_image, write_image
 from nn.loop import task
 from nn.loop.__main__ import main as cli_main
 from nn.loop.hints import all_arrows, rasterize_polygons, read_labelme, velocity_field
-from nn.loop.synthesis import Loop, integrate, integrate_reversed
+from nn.loop.synthesis import Loop
+from nn.motion.particles import integrate, integrate_reversed
 from nn.worker import TaskContext, TaskError
 
 W, H = 64, 48

@@ -14,7 +14,7 @@ import torch
 
 from conftest import SHARED
 from nn.imageio import ImageFormat, read_image, write_image
-from nn.inbetween.warp import warp
+from nn.motion.warp import warp
 from nn.loop.motion_net import KIND, MotionPredictor, load_predictor, predict_velocity, resize_field, save_predictor
 from nn.loop.train import Clip, MotionTrainer, main as train_main, prepare_clip
 from nn.worker import TaskError
@@ -214,7 +214,7 @@ def test_help_says_to_extract_videos(capsys):
 @pytest.mark.skipif(not (SHARED / "weights" / "rife-v4.25").is_dir(), reason="../shared RIFE weights absent")
 def test_command_line_on_the_sky_time_lapse(tmp_path, capsys):
     from nn import hub
-    from nn.inbetween.flow import Flow
+    from nn.motion.flow import Flow
 
     torch.set_num_threads(2)
     out = str(tmp_path / "sky.safetensors")

@@ -12,7 +12,7 @@ import torch
 
 from conftest import SHARED
 from nn.imageio import ImageFormat, read_image, write_image
-from nn.inbetween.flow import Flow
+from nn.motion.flow import Flow
 from nn.stylize import task
 from nn.stylize.__main__ import main as cli_main
 from nn.stylize.guides import advected_positions, guide_channels, key_weights, propagation_order

@@ -28,7 +28,7 @@ class Thumbnail:
 
 
 def thumbnail(view: torch.Tensor) -> Thumbnail:
-    """Summarise a (1, 3, H, W) motion view (see ``task.motion_view``)."""
+    """Summarise a (1, 3, H, W) motion view (see ``nn.motion.flow.motion_view``)."""
     pixels = F.interpolate(view.float(), size=THUMBNAIL_SIZE, mode="area")[0]  # (3, 72, 128)
     bins = (pixels.clamp(0.0, 1.0 - 1e-6) * HISTOGRAM_BINS).long()
     index = (bins[0] * HISTOGRAM_BINS + bins[1]) * HISTOGRAM_BINS + bins[2]

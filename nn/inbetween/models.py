@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ifnet import IFNet, IFNetHD
-from .warp import warp
+from ..motion.warp import warp
 
 
 @dataclass(frozen=True)

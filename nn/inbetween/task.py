@@ -13,9 +13,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..colour import to_display
 from ..imageio import ImageFormat, read_image, write_image
 from ..worker import TaskError
+from ..motion.flow import auto_flow_scale, motion_view
 from . import cuts
 
 LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
@@ -34,12 +34,6 @@ def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
 
 def to_pixels(frame: torch.Tensor) -> np.ndarray:
     return frame[0].permute(1, 2, 0).float().cpu().numpy()  # (H, W, C)
-
-
-def motion_view(frame: torch.Tensor, is_float: bool) -> torch.Tensor:
-    """The (1, 3, H, W) image the flow network sees: display-referred RGB in [0, 1]."""
-    colour = frame[:, :3] if frame.shape[1] >= 3 else frame[:, :1].expand(-1, 3, -1, -1)
-    return to_display(colour, is_float).clamp(0.0, 1.0)  # EXR: motion is estimated on what people see
 
 
 class Blend:
@@ -95,14 +89,6 @@ def load_model(params: dict, ctx):
     interpolator = Interpolator(name, state_dict_from_checkpoint(name, raw), ctx.device, half=ctx.half)
     model = FlowModel(interpolator, flow_scale=auto_flow_scale(params))
     return MirrorEnsemble(model) if params.get("high_quality") else model
-
-
-def auto_flow_scale(params: dict) -> float:
-    """User's flow scale, or 0.5 at 2K and above (large motion, and a quarter of the memory)."""
-    scale = float(params.get("flow_scale", 0.0))
-    if scale > 0:
-        return scale
-    return 0.5 if max(params.get("size", (0, 0))) >= 2048 else 1.0
 
 
 def run(params: dict, ctx) -> tuple[list[str], dict]:

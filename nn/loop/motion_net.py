@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..inbetween.task import motion_view
+from ..motion.flow import motion_view
 from ..worker import TaskError
 
 KIND = "frameweaver-loop-motion"

@@ -11,12 +11,13 @@ outside the mask are the still's, exactly.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
+from ..motion.particles import integrate, integrate_reversed
+from ..motion.splat import sample, splat
 from .hints import extend
 
 DEPTH_FROM_SPEED = 4.0  # where splats overlap, the faster pixel wins by up to e^4 (it is likely in front)
@@ -30,14 +31,6 @@ def source_pixels(mask: torch.Tensor) -> torch.Tensor:
     """(P, 2) x, y of the pixels inside ``mask`` (1, 1, H, W): the particles."""
     ys, xs = torch.nonzero(mask[0, 0] > 0, as_tuple=True)
     return torch.stack([xs, ys], 1).float()
-
-
-def sample(field: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Bilinear values (P, C) of ``field`` (1, C, H, W) at pixel positions (P, 2); zero off the frame."""
-    height, width = field.shape[-2:]
-    scale = positions.new_tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)])
-    grid = (positions * scale - 1.0).view(1, 1, -1, 2)  # pixel centres at -1 .. +1 (align_corners)
-    return F.grid_sample(field, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0, :, 0].T
 
 
 def blur(image: torch.Tensor, taps: list[float]) -> torch.Tensor:
@@ -59,55 +52,6 @@ def detail(image: torch.Tensor) -> torch.Tensor:
 
 def local_mean(image: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(image, 5, 1, 2, count_include_pad=False)
-
-
-def integrate(velocity: torch.Tensor, start: torch.Tensor, steps: int, sign: float = 1.0) -> Iterator[torch.Tensor]:
-    """Particle positions (P, 2) after 0, 1, ..., ``steps`` Euler steps of ``sign * velocity``."""
-    positions = start
-    yield positions
-    for _ in range(steps):
-        positions = positions + sign * sample(velocity, positions)
-        yield positions
-
-
-def integrate_reversed(velocity: torch.Tensor, start: torch.Tensor, steps: int, sign: float = 1.0
-                       ) -> Iterator[torch.Tensor]:
-    """Particle positions after ``steps``, ``steps`` - 1, ..., 0 Euler steps, in that order.
-
-    Keeping the whole path would take 8 bytes per particle per step (4 GB for a 120-frame loop
-    of a 4K still, half of it moving). Instead a first pass keeps every ``stride``-th position,
-    and each stretch between two of them is integrated again when its turn comes: about
-    2 * sqrt(steps) positions are held, for one extra integration of the path.
-    """
-    stride = max(1, math.isqrt(steps))
-    checkpoints = [p for k, p in enumerate(integrate(velocity, start, steps, sign)) if k % stride == 0]
-    for index in reversed(range(len(checkpoints))):
-        stretch = list(integrate(velocity, checkpoints[index], min(stride - 1, steps - index * stride), sign))
-        yield from reversed(stretch)
-
-
-def splat(positions: torch.Tensor, weights: torch.Tensor, values: torch.Tensor, height: int,
-          width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward bilinear splatting of particle ``values`` (P, C) to ``positions`` (P, 2), weighted (P,).
-
-    Returns the weighted sum (1, C, H, W) and the total weight (1, 1, H, W) per pixel. One
-    index_add_ for all four corners, so it runs wherever torch runs.
-    """
-    corner = positions.floor()
-    frac = positions - corner  # (P, 2)
-    corner = corner.long()
-    indices, shares = [], []
-    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        x, y = corner[:, 0] + dx, corner[:, 1] + dy
-        share = (frac[:, 0] if dx else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1]) * weights
-        on_frame = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-        indices.append(torch.where(on_frame, y * width + x, 0))  # off-frame shares add 0 to pixel 0
-        shares.append(share * on_frame)
-    share = torch.cat(shares)[:, None]  # (4 * P, 1)
-    contribution = torch.cat([values.repeat(4, 1) * share, share], 1)
-    accumulated = values.new_zeros(height * width, values.shape[1] + 1).index_add_(0, torch.cat(indices), contribution)
-    image = accumulated.T.reshape(1, -1, height, width)  # (1, C + 1, H, W), a channels-last view
-    return image[:, :-1], image[:, -1:]
 
 
 def fill_gaps(total: torch.Tensor, coverage: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ Video files are not read: extract them to frames first, e.g.
 ``ffmpeg -i sea.mp4 CLIPS_DIR/sea/%05d.png``. Every clip needs 2 or more frames of one size.
 
 The target of each clip is its static motion field: the mean over frame pairs (i, i + K) of
-the optical flow from our RIFE v4.25 (``inbetween.flow.Flow``), divided by K, so it is in
+the optical flow from our RIFE v4.25 (``motion.flow.Flow``), divided by K, so it is in
 pixels per clip frame at the working size. It is computed once, before training. Training
 then shows the network random crops of the clip's frames (any frame: the field is the same
 for all), flipped left-right half the time and with mild brightness changes, and fits the
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ..imageio import image_size, read_image
-from ..inbetween.task import motion_view
+from ..motion.flow import motion_view
 from ..worker import TaskContext, TaskError
 from .motion_net import MULTIPLE, WORKING_SIDE, MotionPredictor, parameter_count, save_predictor, to_working
 
@@ -104,7 +104,7 @@ def mean_velocity(frames: Sequence[torch.Tensor] | Callable[[int], torch.Tensor]
     """(1, 2, H, W) mean forward motion per frame over pairs (i, i + step), at frame i's pixels.
 
     ``flow(source, target)`` returns (1, 2, H, W) with ``warp(source, flow)`` ~ ``target``
-    (``inbetween.flow.Flow``'s convention: a backward flow). Asked for (frame i + step ->
+    (``motion.flow.Flow``'s convention: a backward flow). Asked for (frame i + step ->
     frame i), that is where each pixel of frame i goes: the forward velocity the loop needs.
     ``frames`` is a list or a function of the index; each is needed twice at most, in order.
     """
@@ -299,7 +299,7 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     once, complete, at the end (Ctrl-C on the command line ends training early and saves).
     """
     from .. import hub
-    from ..inbetween.flow import Flow
+    from ..motion.flow import Flow
 
     steps, frames_step = int(params.get("steps", 2000)), int(params.get("frames_step", 1))
     working_side = int(params.get("working_side", WORKING_SIDE))

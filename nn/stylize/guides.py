@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from ..inbetween.flow import Flow
-from ..inbetween.warp import _base_grid, warp
+from ..motion.flow import Flow
+from ..motion.warp import _base_grid, warp
 
 GUIDE_CHANNELS = {"position": 2, "key": 3}
 

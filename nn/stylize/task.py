@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..imageio import ImageFormat, read_image, write_image
 from ..inbetween.task import output_format, to_pixels, to_tensor
 from ..worker import TaskError
-from ..inbetween.flow import Flow
+from ..motion.flow import Flow
 from .guides import advected_positions, nearest_key, network_input
 from .infer import compose, propagate, run_generator
 from .train import Keyframe, StyleConfig, Trainer, load_model

@@ -1,11 +1,28 @@
-"""Optical flow between two frames, from our RIFE v4.25: used by style propagation (its guides) and by
-the loop motion trainer (its targets)."""
+"""Optical flow between two frames, from our RIFE v4.25 networks (``nn.inbetween``): used by
+style propagation (its guides), the loop motion trainer (its targets) and inbetweening.
+
+``motion_view`` is the image every flow estimate sees, whatever the frame's channels and encoding.
+"""
 from __future__ import annotations
 
 import torch
 
-from .task import auto_flow_scale, motion_view
+from ..colour import to_display
 from .warp import warp
+
+
+def motion_view(frame: torch.Tensor, is_float: bool) -> torch.Tensor:
+    """The (1, 3, H, W) image the flow network sees: display-referred RGB in [0, 1]."""
+    colour = frame[:, :3] if frame.shape[1] >= 3 else frame[:, :1].expand(-1, 3, -1, -1)
+    return to_display(colour, is_float).clamp(0.0, 1.0)  # EXR: motion is estimated on what people see
+
+
+def auto_flow_scale(params: dict) -> float:
+    """User's flow scale, or 0.5 at 2K and above (large motion, and a quarter of the memory)."""
+    scale = float(params.get("flow_scale", 0.0))
+    if scale > 0:
+        return scale
+    return 0.5 if max(params.get("size", (0, 0))) >= 2048 else 1.0
 
 
 class Flow:
@@ -27,7 +44,7 @@ class Flow:
     def load(cls, settings, device, half: bool, is_float: bool = False) -> "Flow":
         """Raises ``hub.WeightsUnavailable`` when the RIFE weights are missing."""
         from .. import hub
-        from .models import Interpolator
+        from ..inbetween.models import Interpolator
 
         return cls(Interpolator("rife-v4.25", hub.load_state_dict("rife-v4.25", settings), device, half), is_float)
 
