@@ -1,7 +1,7 @@
 """Generate Inbetweens with the real RIFE checkpoints, through the operator, worker and weights resolver.
 
-The reference checkpoints in ../shared/weights sit in the <model>/<file> layout of the
-"Local Weights" preference, so they are used exactly as an offline studio would.
+The project's weights folder (scripts/fetch_weights.py) has the <model>/<file> layout of the
+"Local Weights" preference, so the checkpoints are used exactly as an offline studio would.
 """
 import os
 
@@ -12,8 +12,6 @@ import pytest
 from conftest import FRAMEWEAVER, SHARED, needs_shared
 from helpers import add_key_strips, write_keyframes
 from nn.imageio import ImageFormat, read_image
-
-pytestmark = needs_shared()
 
 
 @pytest.mark.parametrize("model", ["rife-v4.25", "rife-hdv3"])
@@ -38,14 +36,15 @@ def test_rife_inbetweens_move_content_and_alpha(scene, seq_ctx, tmp_path, local_
     assert alpha_error < 0.5 * np.abs(blend[inner][..., 3] - truth[inner][..., 3]).mean()
 
 
-def test_large_frames_estimate_motion_on_a_smaller_copy():
+@needs_shared()
+def test_large_frames_estimate_motion_on_a_smaller_copy(project_weights, tmp_path):
     """Above the pixel cap (8K in use; a quarter of a Middlebury frame here) motion comes from a half-size copy."""
     import torch
 
     from nn import hub
     from nn.inbetween.models import Interpolator
 
-    settings = hub.HubSettings(cache_dir=str(SHARED / "no-cache"), local_dir=str(SHARED / "weights"))
+    settings = hub.HubSettings(cache_dir=str(tmp_path / "cache"), local_dir=str(project_weights))
     weights = hub.load_state_dict("rife-v4.25", settings)
     folder = SHARED / "data" / "interp" / "middlebury-other" / "Beanbags"
     a, b, truth = (torch.from_numpy(read_image(str(folder / name))[0][..., :3]).permute(2, 0, 1)[None]

@@ -48,7 +48,7 @@ def built_zip(tmp_path_factory):
 def test_zip_leaves_out_tests_benchmarks_and_docs(built_zip):
     names = zipfile.ZipFile(built_zip).namelist()
     assert {"blender_manifest.toml", "__init__.py", "nn/worker.py", "operators/jobs.py", "ui/panel.py"} <= set(names)
-    for excluded in ("tests/", "bench/", "docs/", ".ci/", ".venv/", "scripts/"):
+    for excluded in ("tests/", "bench/", "docs/", ".ci/", ".venv/", "scripts/", "weights/"):
         assert not any(n.startswith(excluded) for n in names), excluded
 
 
