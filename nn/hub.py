@@ -36,7 +36,7 @@ class PyPISource:
         return f"{self.package}=={self.version}"
 
     def describe(self) -> str:
-        return f"PyPI {self.requirement()} ({self.member})"
+        return f"the PyPI wheel {self.requirement()}, file {self.member}"
 
 
 @dataclass(frozen=True)
