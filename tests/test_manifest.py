@@ -39,8 +39,10 @@ def test_manifest_validates():
 
 @pytest.fixture(scope="module")
 def built_zip(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    result = blender_ext("build", "--source-dir", str(ROOT), "--output-dir", str(out))
+    """The README's command: scripts/build_zip.sh, into a folder that does not exist yet."""
+    out = tmp_path_factory.mktemp("build") / "dist"
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "build_zip.sh"), str(out)], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "VENV": sys.prefix})
     assert result.returncode == 0, result.stdout + result.stderr
     return str(next(out.glob("frameweaver-*.zip")))
 
