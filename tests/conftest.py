@@ -55,7 +55,7 @@ def local_weights(project_weights):
     prefs.local_weights_dir = ""
 
 
-SKIP_REASONS = {"gpu": "needs a CUDA GPU", "shared": "needs measurement data in ../shared/data, not present"}
+SKIP_REASONS = {"gpu": "needs a CUDA GPU", "shared": "needs the measurement data in ../shared/data, absent"}
 
 
 def needs_shared():
@@ -115,7 +115,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter):
-    counts = ", ".join(f"{len(ids)} {reason}" for reason, ids in SKIPPED.items()) or "none"
+    counts = "; ".join(f"{reason}: {len(ids)}" for reason, ids in SKIPPED.items()) or "none"
     terminalreporter.write_line(f"Skipped: {sum(map(len, SKIPPED.values()))} ({counts})")
     for reason, ids in unexpected_skips().items():
         terminalreporter.write_line(f"FAILED: {len(ids)} tests skipped for a reason other than a GPU or "
