@@ -77,7 +77,7 @@ def inbetween_row(model: str, label: str, ctx, hub: dict, repeats: int) -> dict:
 
 def inbetween_rows(device, half: bool, repeats: int, sizes: list[str]) -> dict:
     ctx = TaskContext(device, half)
-    hub = {"cache_dir": tempfile.mkdtemp(prefix="bench-hub-"), "local_dir": str(SHARED / "weights"), "online": False}
+    hub = {"cache_dir": tempfile.mkdtemp(prefix="bench-hub-"), "local_dir": str(ROOT / "weights"), "online": False}
     return {f"inbetween {model} {label}": inbetween_row(model, label, ctx, hub, repeats)
             for model in ("rife-v4.25", "rife-hdv3") for label in sizes}
 

@@ -175,7 +175,8 @@ def main():
     parser.add_argument("--flow-scales", type=float, nargs="+", default=[1.0], choices=[0.25, 0.5, 1.0, 2.0],
                         help="one row per model and flow scale")
     parser.add_argument("--high-quality", action="store_true", help="add the mirror ensemble rows (2x time)")
-    parser.add_argument("--weights-dir", default=str(SHARED / "weights"), help="<model>/<file> checkpoints")
+    parser.add_argument("--weights-dir", default=str(ROOT / "weights"),
+                        help="<model>/<file> checkpoints (scripts/fetch_weights.py fills weights/)")
     parser.add_argument("--limit", type=int, default=0, help="at most N triplets per set (0: all)")
     parser.add_argument("--json", help="also write {set: {method: {psnr, ssim, ie, ms, n}}}")
     args = parser.parse_args()

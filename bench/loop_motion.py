@@ -62,7 +62,8 @@ def main():
     parser.add_argument("--no-flip", action="store_true", help="train without left-right flips")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (0: its default)")
-    parser.add_argument("--weights-dir", default=str(SHARED / "weights"), help="<name>/<file> weights folder")
+    parser.add_argument("--weights-dir", default=str(ROOT / "weights"),
+                        help="<name>/<file> weights folder (scripts/fetch_weights.py fills weights/)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     if args.threads:

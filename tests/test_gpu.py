@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import ROOT
 from nn.loop.hints import all_arrows, velocity_field
 from nn.loop.motion_net import MotionPredictor, predict_velocity
 from nn.loop.synthesis import Loop
@@ -41,17 +41,13 @@ def band_mask(height: int, width: int) -> torch.Tensor:
     return mask
 
 
-def test_rife_fp16_on_cuda_matches_fp32_on_the_cpu():
-    folder = SHARED / "data" / "interp" / "middlebury-other" / "Beanbags"
-    weights = SHARED / "weights" / "rife-v4.25" / "flownet.pkl"
-    if not weights.is_file():
-        pytest.skip("../shared RIFE weights absent")
+def test_rife_fp16_on_cuda_matches_fp32_on_the_cpu(project_weights):
     from nn.imageio import read_image
     from nn.inbetween import Interpolator
 
-    raw = torch.load(weights, map_location="cpu", weights_only=True)
-    frames = [torch.from_numpy(read_image(str(folder / name))[0][..., :3]).permute(2, 0, 1)[None]
-              for name in ("frame10.png", "frame11.png")]
+    raw = torch.load(project_weights / "rife-v4.25" / "flownet.pkl", map_location="cpu", weights_only=True)
+    frames = [torch.from_numpy(read_image(str(ROOT / "examples" / "keyframes" / name))[0][..., :3]).permute(2, 0, 1)[None]
+              for name in ("key_01.png", "key_02.png")]
     on_cpu = Interpolator("rife-v4.25", raw, device="cpu", half=False)(*frames, 0.5)
     on_gpu = Interpolator("rife-v4.25", raw, device="cuda", half=True)(*(f.cuda() for f in frames), 0.5)
     mse = (on_gpu.float().cpu() - on_cpu).pow(2).mean().item()

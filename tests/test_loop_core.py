@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import SHARED, needs_shared
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.loop import task
 from nn.loop.__main__ import main as cli_main
@@ -189,7 +189,7 @@ def test_command_line_writes_zero_based_frames_and_never_overwrites(inputs, tmp_
         cli_main(argv)
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "loop").is_dir(), reason="../shared loop data absent")
+@needs_shared()
 def test_labelme_region_of_a_real_scene_matches_its_mask():
     folder = SHARED / "data" / "loop" / "3dcine_demo0"
     region, strokes, (width, height) = read_labelme(str(folder / "image_polygons.json"))

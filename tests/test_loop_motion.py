@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import SHARED, needs_shared
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.motion.warp import warp
 from nn.loop.motion_net import KIND, MotionPredictor, load_predictor, predict_velocity, resize_field, save_predictor
@@ -209,24 +209,22 @@ def test_help_says_to_extract_videos(capsys):
     assert "Video files are not read: extract them to frames first" in capsys.readouterr().out
 
 
-@pytest.mark.shared
-@pytest.mark.skipif(not SKY.is_dir(), reason="../shared loop data absent")
-@pytest.mark.skipif(not (SHARED / "weights" / "rife-v4.25").is_dir(), reason="../shared RIFE weights absent")
-def test_command_line_on_the_sky_time_lapse(tmp_path, capsys):
+@needs_shared()
+def test_command_line_on_the_sky_time_lapse(tmp_path, capsys, project_weights):
     from nn import hub
     from nn.motion.flow import Flow
 
     torch.set_num_threads(2)
     out = str(tmp_path / "sky.safetensors")
     args = [str(SKY), "--out", out, "--steps", "60", "--batch", "4", "--crop", "128", "--device", "cpu",
-            "--weights-dir", str(SHARED / "weights"), "--cache-dir", str(tmp_path / "cache"), "--offline"]
+            "--weights-dir", str(project_weights), "--cache-dir", str(tmp_path / "cache"), "--offline"]
     assert train_main(args) == 0
     assert f"saved {out} after 60 steps" in capsys.readouterr().out
     model = load_predictor(out, "cpu")
     assert model.metadata["training_clips"] == "1" and model.metadata["steps"] == "60"
 
     paths = sorted(glob.glob(str(SKY / "*.jpg")))
-    flow = Flow.load(hub.HubSettings(str(tmp_path / "cache"), str(SHARED / "weights")), "cpu", False)
+    flow = Flow.load(hub.HubSettings(str(tmp_path / "cache"), str(project_weights)), "cpu", False)
     with torch.no_grad():
         target = prepare_clip("sky", paths, flow).target  # (1, 2, 224, 384): the clip's mean RIFE flow
     image = torch.from_numpy(read_image(paths[0])[0]).permute(2, 0, 1)[None]  # (1, 3, 360, 640)

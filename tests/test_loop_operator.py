@@ -5,7 +5,7 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER, needs_shared
+from conftest import FRAMEWEAVER
 from helpers import gradient_image
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.loop.hints import rasterize_polygons
@@ -205,7 +205,6 @@ def test_the_light_moves_towards_a_reference_strip_and_back(scene, seq_ctx, tmp_
         bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=2, dusk=0.5, light_reference="nothing")
 
 
-@needs_shared()
 def test_a_motion_model_trained_in_blender_drives_the_loop(scene, seq_ctx, tmp_path, local_weights):
     """Train Motion Model on a folder of clips (RIFE targets), then Animate Loop with Learned motion."""
     clip = tmp_path / "clips" / "drift"

@@ -126,7 +126,6 @@ def test_a_cut_is_held_not_morphed_and_reported(scene, seq_ctx, tmp_path, capsys
     assert "Scene cut between 'frame 2' → 'frame 3': not morphed" in capsys.readouterr().err
 
 
-@needs_shared()
 @pytest.mark.parametrize("mode", ["BLEND", "IGNORE"])
 def test_a_cut_cross_fades_or_morphs_on_request(scene, seq_ctx, tmp_path, local_weights, mode):
     source = moving(1) + [other_shot(0.0)]

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.motion.flow import Flow
 from nn.stylize import task
@@ -214,11 +213,10 @@ def test_command_line_end_to_end(tmp_path):
     assert np.array_equal(read_image(str(reuse / "002.png"))[0], read_image(str(out / "002.png"))[0])
 
 
-@pytest.mark.skipif(not (SHARED / "weights" / "rife-v4.25").is_dir(), reason="../shared RIFE weights absent")
-def test_flow_guides_carry_the_key_along_the_motion(tmp_path):
+def test_flow_guides_carry_the_key_along_the_motion(tmp_path, project_weights):
     from nn import hub
 
-    flow = Flow.load(hub.HubSettings(str(tmp_path), str(SHARED / "weights")), "cpu", False)
+    flow = Flow.load(hub.HubSettings(str(tmp_path), str(project_weights)), "cpu", False)
     frames = [tensor(footage(t)) for t in range(4)]
     key = tensor(style(footage(0)))
     carried = {i: guide_channels(("key",), p, key) for i, _, p in advected_positions(lambda i: frames[i], 4, [0], flow)}
@@ -227,9 +225,8 @@ def test_flow_guides_carry_the_key_along_the_motion(tmp_path):
     assert (carried[3] - truth)[inner].abs().mean() < 0.4 * (static - truth)[inner].abs().mean()
 
 
-@pytest.mark.skipif(not (SHARED / "weights" / "rife-v4.25").is_dir(), reason="../shared RIFE weights absent")
-def test_task_with_flow_guides_and_a_model_applied_alone(clip, tmp_path):
-    clip["hub"]["local_dir"] = str(SHARED / "weights")
+def test_task_with_flow_guides_and_a_model_applied_alone(clip, tmp_path, project_weights):
+    clip["hub"]["local_dir"] = str(project_weights)
     first, info = task.run(clip, Recorder())
     assert info["guides"] == ["key"] and not any(n.startswith("flow guides off") for n in info["notes"])
     for t, path in enumerate(first):  # the carried paint already matches the moving disc

