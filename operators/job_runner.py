@@ -6,6 +6,7 @@ removes the folder and touches nothing else, so no half-made strip remains.
 """
 from __future__ import annotations
 
+import atexit
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -28,19 +29,21 @@ def worker_runtime(context=None) -> jobs.WorkerRuntime:
         extra_paths=(extension_dir("deps"),),
         device=prefs.device.lower() if prefs else "auto",
         half=bool(prefs.use_half) if prefs else False,
+        online=bool(bpy.app.online_access),
+        token=(prefs.hf_token or None) if prefs else None,
+        progress_timeout=prefs.worker_timeout if prefs else jobs.PROGRESS_TIMEOUT,
     )
 
 
 def hub_settings(context=None) -> dict:
-    """Where the worker finds weights, and whether it may download them."""
+    """Where the worker finds weights, and whether it may download them (the token goes by environment)."""
     prefs = addon_preferences(context or bpy.context)
     cache = bpy.path.abspath(prefs.cache_dir) if prefs and prefs.cache_dir else extension_dir("hub")
     local = bpy.path.abspath(prefs.local_weights_dir) if prefs and prefs.local_weights_dir else extension_dir("weights")
-    return {"cache_dir": cache, "local_dir": local, "online": bool(bpy.app.online_access),
-            "token": (prefs.hf_token or None) if prefs else None}
+    return {"cache_dir": cache, "local_dir": local, "online": bool(bpy.app.online_access)}
 
 
-@dataclass
+@dataclass(eq=False)  # identity: kept in a set of unfinished jobs
 class SceneJob:
     scene: bpy.types.Scene
     job: jobs.Job
@@ -55,6 +58,7 @@ class SceneJob:
     def complete(self):
         """Build the result after a successful job; on any error, leave nothing behind."""
         jobs.release(self.scene.as_pointer(), self.job)
+        _unfinished.discard(self)
         if self.job.state != jobs.Job.DONE:
             strip_io.discard_job_folder(self.folder)
             if self.job.state == jobs.Job.CANCELLED:
@@ -89,7 +93,40 @@ def start(scene, task: str, params: dict, title: str, folder: str, temporary: bo
     except (jobs.JobBusyError, OSError):
         strip_io.discard_job_folder(folder)
         raise
-    return SceneJob(scene, job, folder, temporary, finish, warnings)
+    scene_job = SceneJob(scene, job, folder, temporary, finish, warnings)
+    _unfinished.add(scene_job)
+    return scene_job
+
+
+# Scene jobs not completed yet: a file load, quitting or unregistering must end their workers and remove
+# their folders, because the modal operator that would have done it dies with the file.
+_unfinished: set[SceneJob] = set()
+
+
+def abandon_all(why: str) -> None:
+    """Cancel every worker and remove every unfinished job's folder; no strip is made."""
+    jobs.cancel_all(f"Cancelled: {why}")
+    for scene_job in list(_unfinished):
+        strip_io.discard_job_folder(scene_job.folder)
+    _unfinished.clear()
+    jobs.release_all()
+
+
+@bpy.app.handlers.persistent
+def abandon_on_load(*_args) -> None:
+    abandon_all("another file was loaded")
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(abandon_on_load)
+    atexit.register(abandon_all, "Blender quit")
+
+
+def unregister() -> None:
+    atexit.unregister(abandon_all)
+    if abandon_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(abandon_on_load)
+    abandon_all("Frameweaver was disabled")
 
 
 def run_sync(scene_job: SceneJob, on_progress=None):
