@@ -47,12 +47,19 @@ def free_bytes(folder: str) -> int | None:
         return None
 
 
-def disk_full(path: str, needed: int = 1) -> OSError:
+class DiskFull(OSError):
+    """ENOSPC, worded for the user (``str`` is the message alone, without "[Errno 28]")."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def disk_full(path: str, needed: int = 1) -> DiskFull:
     """The error to raise when ``path`` could not be written because its disk is full."""
     folder = os.path.dirname(os.path.abspath(path))
     free = free_bytes(folder)
     left = f"{free / 1e6:.1f} MB free" if free is not None else "no space left"
-    return OSError(errno.ENOSPC, f"The disk is full: could not write {path} ({left} in {folder}, "
+    return DiskFull(errno.ENOSPC, f"The disk is full: could not write {path} ({left} in {folder}, "
                                  f"about {max(needed, 1) / 1e6:.1f} MB needed). Free some space or choose "
                                  "another output folder")
 
@@ -67,7 +74,6 @@ def write_failed(path: str, detail: str, needed: int) -> OSError:
 
 def describe(error: OSError) -> str:
     """One line for the user; a full disk says so plainly whoever raised it."""
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        ours = error.strerror and error.strerror.startswith("The disk is full")
-        return error.strerror if ours else disk_full(error.filename or "the output", 1).strerror
+    if error.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(error, DiskFull):
+        return str(disk_full(error.filename or "the output"))
     return str(error)

@@ -34,8 +34,9 @@ class WeightsFile:
 # Revisions: the sha256 is the binding pin (it is the published checkpoint's
 # own hash, checked on every load). The mirrors' commit ids could not be read
 # from our offline build machines, so "main" stands until they are recorded.
-# An empty sha256 (VGG-19: nobody here could download it yet) falls back to the
-# Hub's own LFS hash, which names the cached blob; record the real pin when known.
+# An empty sha256 (VGG-19: nobody here could download it yet, and its published LFS
+# sha256 could not be found from these machines) falls back to the Hub's own LFS hash,
+# which names the cached blob; record the real pin when known.
 # An empty repo_id marks weights not published at all: only a hand-placed file is used.
 REGISTRY: dict[str, WeightsFile] = {
     entry.name: entry
@@ -128,32 +129,54 @@ def resolve(entry: WeightsFile, settings: HubSettings) -> str:
             f"Weights '{entry.name}' are not published on the Hub yet. {entry.make_it.format(placed=placed)}, "
             f"or save a trained {entry.filename} as {placed}"
         )
+    path = _download(entry, settings, placed) if settings.online else _cached(entry, placed, settings.cache_dir)
+    return _verified(path, entry)
+
+
+def _unavailable(entry: WeightsFile, placed: str, why: str) -> WeightsUnavailable:
+    return WeightsUnavailable(
+        f"Weights '{entry.name}' ({entry.filename}, {entry.size / 1e6:.1f} MB, {entry.license}) "
+        f"are not available: {why}. Allow online access (Preferences > System), or download "
+        f"{entry.url()} and save it as {placed}"
+    )
+
+
+def _cached(entry: WeightsFile, placed: str, cache_dir: str) -> str:
+    """The Hub cache's copy, read from disk only: offline means no network call at all.
+
+    (``hf_hub_download(local_files_only=True)`` still looked up an endpoint while building its headers.)
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(entry.repo_id, entry.filename, cache_dir=cache_dir, revision=entry.revision)
+    if not isinstance(path, str) or not os.path.isfile(path):
+        raise _unavailable(entry, placed, "online access is off")
+    return path
+
+
+def _download(entry: WeightsFile, settings: HubSettings, placed: str) -> str:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        path = hf_hub_download(
-            entry.repo_id, entry.filename, revision=entry.revision, cache_dir=settings.cache_dir,
-            local_files_only=not settings.online, token=settings.token or None,
-        )
+        return hf_hub_download(entry.repo_id, entry.filename, revision=entry.revision, cache_dir=settings.cache_dir,
+                               token=settings.token or None)
     except (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError, OSError) as error:
-        why = "online access is off" if not settings.online else f"the download failed ({error})"
-        raise WeightsUnavailable(
-            f"Weights '{entry.name}' ({entry.filename}, {entry.size / 1e6:.1f} MB, {entry.license}) "
-            f"are not available: {why}. Allow online access (Preferences > System), or download "
-            f"{entry.url()} and save it as {placed}"
-        ) from error
-    return _verified(path, entry)
+        raise _unavailable(entry, placed, f"the download failed ({error})") from error
 
 
 def load_tensors(path: str, converted_dir: str) -> dict:
-    """Tensors of a safetensors file, or of a legacy pickle converted once to safetensors."""
+    """Tensors of a safetensors file, or of a legacy pickle converted once to safetensors.
+
+    The converted copy is named after the source's sha256, and its own sha256 is kept
+    beside it (``.sha256``): a cached copy that no longer matches is converted again.
+    """
     from safetensors.torch import load_file, save_file
 
     if path.endswith(".safetensors"):
         return load_file(path)
     converted = os.path.join(converted_dir, f"{sha256_of(path)}.safetensors")
-    if os.path.isfile(converted):
+    if _converted_intact(converted):
         return load_file(converted)
     import pickle
 
@@ -171,9 +194,30 @@ def load_tensors(path: str, converted_dir: str) -> dict:
     tensors = {k: v.contiguous() for k, v in raw.items()}
     os.makedirs(converted_dir, exist_ok=True)
     partial = f"{converted}.partial-{os.getpid()}"
-    save_file(tensors, partial)
-    os.replace(partial, converted)  # the name is content-addressed, so replacing is safe
+    try:
+        save_file(tensors, partial)
+        with open(f"{partial}.sha256", "w", encoding="ascii") as f:
+            f.write(sha256_of(partial))
+        # The names are content-addressed, so replacing is safe; the hash goes last, as the seal.
+        os.replace(partial, converted)
+        os.replace(f"{partial}.sha256", f"{converted}.sha256")
+    except OSError:
+        pass  # a cache that cannot be written (full, read-only) only costs a conversion next time
+    finally:
+        for leftover in (partial, f"{partial}.sha256"):
+            if os.path.lexists(leftover):
+                os.unlink(leftover)
     return tensors
+
+
+def _converted_intact(converted: str) -> bool:
+    """A converted cache file whose sha256 still matches the one stored when it was written."""
+    try:
+        with open(f"{converted}.sha256", encoding="ascii") as f:
+            expected = f.read().strip()
+        return os.path.isfile(converted) and sha256_of(converted) == expected
+    except OSError:
+        return False
 
 
 def load_state_dict(name: str, settings: HubSettings) -> dict:

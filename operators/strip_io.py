@@ -102,22 +102,32 @@ def discard_decoded(job_folder: str) -> None:
 
 
 def output_root(chosen: str = "") -> tuple[str, bool]:
-    """The chosen folder, else ``//frameweaver`` beside the saved .blend, else a temp folder.
+    """The chosen folder, else ``//frameweaver`` beside the saved .blend, else a new private temp folder.
 
-    Also says whether the folder is temporary (the user is told so).
+    Also says whether the folder is temporary (the user is told so). The temp folder is made
+    here, readable by this user only, so nobody else on the machine can plant files or links in it.
     """
     if chosen:
         return bpy.path.abspath(chosen), False
     if bpy.data.filepath:
         return bpy.path.abspath("//frameweaver"), False
-    return os.path.join(tempfile.gettempdir(), "frameweaver"), True
+    root = tempfile.mkdtemp(prefix="frameweaver-")
+    _made_roots.add(root)
+    return root, True
+
+
+# Output roots a job created (the temp folder, or //frameweaver on first use): removed again when the
+# job that made them fails, so a failure leaves no empty folder behind.
+_made_roots: set[str] = set()
 
 
 def new_job_folder(root: str, job_name: str) -> str:
     """Create a fresh, empty folder ``root/<job_name>[_N]``; never reuse an existing one."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", job_name).strip("._") or "job"
     try:
-        os.makedirs(root, exist_ok=True)
+        if not os.path.isdir(root):
+            os.makedirs(root)
+            _made_roots.add(root)
         for suffix in range(1, 10000):
             folder = os.path.join(root, safe if suffix == 1 else f"{safe}_{suffix}")
             try:
@@ -134,8 +144,15 @@ def new_job_folder(root: str, job_name: str) -> str:
 
 
 def discard_job_folder(folder: str) -> None:
-    """Remove a folder this job created, after a failure or a cancel."""
+    """Remove a folder this job created, after a failure or a cancel; and its root, if a job made it and it is empty."""
     shutil.rmtree(folder, ignore_errors=True)
+    root = os.path.dirname(folder)
+    if root in _made_roots:
+        try:
+            os.rmdir(root)  # only if empty: other results may live there
+            _made_roots.discard(root)
+        except OSError:
+            pass
 
 
 def free_channel(editor, frame_start: int, frame_end: int, above: int) -> int:

@@ -16,6 +16,7 @@ import sys
 
 import torch
 
+from ..cli import run_command
 from ..device import pick_device
 from ..worker import TaskContext, TaskError
 from . import task
@@ -68,4 +69,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))
