@@ -90,7 +90,7 @@ def start(scene, task: str, params: dict, title: str, folder: str, temporary: bo
     runtime = worker_runtime(context)
     try:
         job = jobs.claim(scene.as_pointer(), lambda: jobs.Job(task, params, runtime, title))
-    except (jobs.JobBusyError, OSError):
+    except (jobs.JobBusyError, jobs.WorkerStartError, OSError):
         strip_io.discard_job_folder(folder)
         raise
     scene_job = SceneJob(scene, job, folder, temporary, finish, warnings)

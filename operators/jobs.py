@@ -175,6 +175,10 @@ class JobBusyError(RuntimeError):
     pass
 
 
+class WorkerStartError(RuntimeError):
+    """The worker process could not be started (a bad Worker Python, no space for its scratch)."""
+
+
 class Job:
     """One run of a worker task, from start to done, error or cancel."""
 
@@ -208,8 +212,8 @@ class Job:
             )
         except OSError as error:  # a bad Worker Python, or no space for the spec: nothing may stay behind
             shutil.rmtree(self._scratch, ignore_errors=True)
-            raise OSError(error.errno, f"Cannot start the worker with {runtime.python}: {files.describe(error)}. "
-                                       "Check Worker Python in Preferences > Add-ons > Frameweaver") from error
+            raise WorkerStartError(f"Cannot start the worker with {runtime.python}: {error.strerror or error}. "
+                                   "Check Worker Python in Preferences > Add-ons > Frameweaver") from error
         self._heard_at = self._progressed_at = time.monotonic()
         _live_jobs.add(self)
 

@@ -3,10 +3,12 @@ mid-job, real allocation failures, and network calls while online access is off.
 
 Each test checks the message, that Blender goes on, and that the scene and the files are unchanged.
 """
+import json
 import os
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import FRAMEWEAVER, MODULE, ROOT
-from helpers import Unchanged, add_key_strips, write_keyframes
+from helpers import Unchanged, add_key_strips, tree_state, write_keyframes
 from nn.imageio import ImageFormat, write_image
 
 jobs = FRAMEWEAVER.operators.jobs
@@ -205,3 +207,202 @@ def test_cancel_is_quick_and_ends_the_workers_children(tmp_path):
     assert time.monotonic() - began < 1.0, "Cancel must not freeze Blender"
     assert job.state == jobs.Job.CANCELLED
     assert wait_until(lambda: gone(job.worker_pid) and gone(grandchild))
+
+
+# --- Offline means offline ---------------------------------------------------------------------------
+
+# Installed before anything else runs: any name lookup or connection ends the process with status 97.
+NETWORK_GUARD = """
+import os, sys
+def _no_network(event, args):
+    if event in ("socket.getaddrinfo", "socket.connect", "socket.gethostbyname"):
+        sys.stderr.write(f"NETWORK CALL {event} {args}\\n"); sys.stderr.flush(); os._exit(97)
+sys.addaudithook(_no_network)
+"""
+
+
+def test_offline_resolve_makes_no_network_call(tmp_path):
+    """A real subprocess with an audit hook: a cached file resolves and a missing one is refused, both offline."""
+    from test_hub import fill_hub_cache
+    payload = b"tiny weights"
+    fill_hub_cache(str(tmp_path / "cache"), "frameweaver-tests/tiny", "model.safetensors", payload)
+    script = NETWORK_GUARD + f"""
+import hashlib
+from nn import hub
+settings = hub.HubSettings(cache_dir={str(tmp_path / 'cache')!r}, local_dir={str(tmp_path / 'local')!r}, online=False)
+entry = hub.WeightsFile("tiny", "frameweaver-tests/tiny", "model.safetensors", "main",
+                        hashlib.sha256({payload!r}).hexdigest(), "MIT", {len(payload)})
+print(hub.resolve(entry, settings))
+try:
+    hub.resolve(hub.REGISTRY["rife-v4.25"], settings)
+except hub.WeightsUnavailable as error:
+    print("REFUSED", error)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}  # nothing hides a lookup
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    resolved, refused = done.stdout.strip().splitlines()
+    assert open(resolved, "rb").read() == payload
+    assert refused.startswith("REFUSED Weights 'rife-v4.25'") and "online access is off" in refused
+
+
+def test_worker_with_online_access_off_gets_the_offline_environment_and_makes_no_network_call(
+        fw, scene, tmp_path, worker_python):
+    """The real worker, started through the Worker Python under the same guard, asks for missing RIFE weights."""
+    seen = tmp_path / "worker-environment.txt"
+    worker_python(fake_python(tmp_path, NETWORK_GUARD + textwrap.dedent(f"""
+        import runpy
+        with open({str(seen)!r}, "w") as f:
+            f.write(os.environ.get("HF_HUB_OFFLINE", "unset"))
+        sys.argv = sys.argv[2:]  # drop "-m nn.worker": run it as that command would
+        runpy.run_module("nn.worker", run_name="__main__", alter_sys=True)
+        """)))
+    assert not bpy.app.online_access
+    add_key_strips(scene, write_keyframes(str(tmp_path)), starts=[1, 5])
+    with Unchanged(scene, tmp_path):
+        with pytest.raises(job_runner.JobFailed, match="Weights 'rife-v4.25' .* online access is off"):
+            fw.generate_inbetweens(scene, model="rife-v4.25")
+        assert seen.read_text() == "1"  # HF_HUB_OFFLINE reached the worker
+        seen.unlink()
+
+
+# --- File loads, quitting and unregistering mid-job ---------------------------------------------------
+
+
+def long_job(fw, scene, tmp_path):
+    """A 400-frame cross-fade job, waited on until its worker has written a first frame; and the files before it."""
+    add_key_strips(scene, write_keyframes(str(tmp_path), size=(256, 256)), starts=[1, 400])
+    before = tree_state(tmp_path)
+    scene_job = fw.operators.inbetween.prepare(scene, model="blend")
+    assert wait_until(lambda: not scene_job.job.poll() or scene_job.job.fraction > 0, 60)
+    assert scene_job.job.state == jobs.Job.RUNNING and os.listdir(scene_job.folder)
+    return scene_job, before
+
+
+def test_loading_another_file_mid_job_cancels_it_and_removes_its_frames(fw, scene, tmp_path):
+    scene_job, before = long_job(fw, scene, tmp_path)
+    bpy.ops.wm.read_homefile(use_empty=True)  # File > New: load_pre runs
+    job = scene_job.job
+    assert job.state == jobs.Job.CANCELLED and "another file was loaded" in job.message
+    assert wait_until(lambda: gone(job.worker_pid)), "the worker still runs"
+    assert tree_state(tmp_path) == before, "the job's frames remain"
+    assert all(not s.sequence_editor or not len(s.sequence_editor.strips) for s in bpy.data.scenes)
+    assert job_runner.running_job(bpy.context.scene) is None  # a new job may start at once
+
+
+UNREGISTER_MID_JOB = """
+import os, sys, time
+sys.path[:0] = [{root!r}, {scripts!r}]
+from dev_extension import MODULE, isolate_user_folder, load_extension_from_source
+isolate_user_folder()
+import bpy
+import addon_utils
+from helpers import add_key_strips, write_keyframes
+fw = load_extension_from_source()
+bpy.ops.wm.save_as_mainfile(filepath={blend!r})
+scene = bpy.context.scene
+scene.sequence_editor_create()
+add_key_strips(scene, write_keyframes({keys!r}, size=(256, 256)), starts=[1, 400])
+scene_job = fw.operators.inbetween.prepare(scene, model="blend")
+while scene_job.job.poll() and scene_job.job.fraction == 0:
+    time.sleep(0.05)
+print("PID", scene_job.job.worker_pid, "FOLDER", scene_job.folder, flush=True)
+if {quit!r}:
+    sys.exit(0)  # as quitting Blender does: the interpreter finalizes
+addon_utils.disable(MODULE, default_set=True)
+print("STATE", scene_job.job.state, "|", scene_job.job.message, flush=True)
+print("STRIPS", len(scene.sequence_editor.strips), flush=True)
+"""
+
+
+def blender_of_its_own(tmp_path, quit):
+    (tmp_path / "keys").mkdir()
+    script = UNREGISTER_MID_JOB.format(root=str(ROOT), scripts=str(ROOT / "scripts"), blend=str(tmp_path / "t.blend"),
+                                       keys=str(tmp_path / "keys"), quit=quit)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT / "tests", capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line[:4] in ("PID ", "STAT", "STRI"))
+    pid, folder = lines["PID"].split(" FOLDER ")
+    return lines, int(pid), folder
+
+
+def test_quitting_mid_job_ends_the_worker_and_removes_its_frames(tmp_path):
+    _, pid, folder = blender_of_its_own(tmp_path, quit=True)
+    assert wait_until(lambda: gone(pid)) and not os.path.exists(folder)
+    assert not (tmp_path / "frameweaver").exists()
+
+
+def test_disabling_the_extension_mid_job_cancels_it_and_removes_its_frames(tmp_path):
+    """In a Blender of its own, so the extension this session loaded stays enabled."""
+    lines, pid, folder = blender_of_its_own(tmp_path, quit=False)
+    assert lines["STATE"] == "CANCELLED | Cancelled: Frameweaver was disabled"
+    assert lines["STRIPS"] == "2"  # the two keyframes, and no half-made result
+    assert wait_until(lambda: gone(pid)) and not os.path.exists(folder)
+    assert not (tmp_path / "frameweaver").exists()
+
+
+# --- Out of memory -------------------------------------------------------------------------------------
+
+
+def test_a_real_allocation_failure_says_what_to_change(fw, scene, tmp_path, worker_python):
+    """The worker runs under an address-space limit 400 MB above what it uses once torch is loaded."""
+    worker_python(fake_python(tmp_path, """
+        import resource, runpy, torch
+        from nn.inbetween import task
+        with open("/proc/self/status") as status:
+            used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (used + (400 << 20), resource.RLIM_INFINITY))
+        sys.argv = sys.argv[2:]
+        runpy.run_module("nn.worker", run_name="__main__", alter_sys=True)
+        """))
+    add_key_strips(scene, write_keyframes(str(tmp_path), size=(4000, 4000)), starts=[1, 5])  # 256 MB a key as floats
+    with Unchanged(scene, tmp_path), pytest.raises(job_runner.JobFailed) as failure:
+        fw.generate_inbetweens(scene, model="blend")
+    message = str(failure.value)
+    assert "Out of memory on cpu" in message and "Flow Scale to Half or Quarter" in message
+    assert "Device" in message and "alloc" not in message  # advice, not the allocator's words
+
+
+def test_a_worker_killed_like_the_oom_killer_does_gets_a_helpful_message(tmp_path):
+    job = job_with(tmp_path, """
+        import signal
+        print(json.dumps({"event": "start", "device": "cpu", "torch": "none"}), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """)
+    job.run_to_end()
+    assert job.state == jobs.Job.FAILED
+    assert "exit code -9" in job.error and "ran out of memory" in job.error and "Flow Scale" in job.error
+
+
+# --- Secrets and scratch -----------------------------------------------------------------------------
+
+
+def test_a_worker_python_that_cannot_start_leaves_no_scratch(fw, scene, tmp_path, worker_python, monkeypatch):
+    scratch_root = tmp_path / "system-temp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))  # where Job makes its scratch folder
+    worker_python(str(tmp_path / "no" / "python"))
+    add_key_strips(scene, write_keyframes(str(tmp_path)), starts=[1, 5])
+    with Unchanged(scene, tmp_path), pytest.raises(RuntimeError, match="Cannot start the worker with .*no/python"):
+        fw.generate_inbetweens(scene, model="blend")
+
+
+def test_the_hub_token_reaches_the_worker_by_environment_and_never_a_file(tmp_path):
+    seen = tmp_path / "seen.json"
+    runtime = jobs.WorkerRuntime(python=fake_python(tmp_path, f"""
+        spec = open(sys.argv[-1]).read()
+        scratch = sorted(os.listdir(os.path.dirname(sys.argv[-1])))
+        json.dump({{"spec": spec, "token": os.environ.get("HF_TOKEN"), "scratch": scratch}}, open({str(seen)!r}, "w"))
+        print(json.dumps({{"event": "done", "outputs": [], "info": {{}}}}))
+        """), online=True, token="hf_SECRET_for_test")
+    hub = {"cache_dir": str(tmp_path / "cache"), "local_dir": str(tmp_path / "weights"), "online": True}
+    job = jobs.Job("inbetween", {"hub": hub}, runtime, "Token").run_to_end()
+    assert job.state == jobs.Job.DONE
+    reported = json.loads(seen.read_text())
+    assert reported["token"] == "hf_SECRET_for_test"
+    assert "hf_SECRET" not in reported["spec"] and reported["scratch"] == ["spec.json", "worker.log"]
+    offline = jobs.WorkerRuntime(online=False, token="hf_SECRET_for_test").environment()
+    assert "HF_TOKEN" not in offline or offline["HF_TOKEN"] != "hf_SECRET_for_test"
+    assert offline["HF_HUB_OFFLINE"] == "1"
