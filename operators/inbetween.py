@@ -192,7 +192,7 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
     def finish(job):
         files = [job.outputs[i] for i in plan.timeline]
         strip = strip_io.add_image_sequence(scene, title, files, channel, plan.frame_start)
-        strip_io.discard_decoded(folder)
+        strip_io.discard_working_files(folder)
         return strip
 
     def warnings(job):

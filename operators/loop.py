@@ -143,7 +143,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     title = f"{'Motion' if motion_only else 'Loop'} {still.name}"
     start = compat.left_handle(still)
     channel = strip_io.free_channel(scene.sequence_editor, start, start + frames, above=still.channel)
-    root, temporary = strip_io.output_root(output_dir)
+    root, temporary = (strip_io.preview_root(), True) if motion_only else strip_io.output_root(output_dir)
     folder = strip_io.new_job_folder(root, title)
     params = {
         "image": path, "mask": region, "mask_polygons": polygons or None, "hints": [], "strokes": strokes,
@@ -154,7 +154,8 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     }
 
     def finish(job):
-        if motion_only:
+        if motion_only:  # a preview replaces the last one, files included
+            strip_io.discard_preview(scene.frameweaver.loop_motion_preview)
             scene.frameweaver.loop_motion_preview = job.outputs[0]
             return job.outputs[0]
         return strip_io.add_image_sequence(scene, title, job.outputs, channel, start)

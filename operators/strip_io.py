@@ -79,12 +79,14 @@ def movie_frames(strip, folder: str) -> list[tuple[int, str]]:
 
 
 DECODED_FOLDER = "decoded"  # inside a job folder: movie frames decoded for the worker
+PREVIEWS_FOLDER = "previews"  # inside a job folder: the worker's previews while it trains (nn/stylize/task.py)
+PREVIEW_PREFIX = "frameweaver-preview-"  # private temp folders of throwaway previews (Preview Motion)
 
 
 def clip_frames(strip, job_folder: str) -> list[tuple[int, str]]:
     """(scene frame, file) for every frame an image-sequence or movie strip shows, in timeline order.
 
-    Movies are decoded into ``job_folder``/decoded (see ``discard_decoded``); every image must exist.
+    Movies are decoded into ``job_folder``/decoded (see ``discard_working_files``); every image must exist.
     """
     if strip.type == "MOVIE":
         folder = os.path.join(job_folder, DECODED_FOLDER)
@@ -96,9 +98,24 @@ def clip_frames(strip, job_folder: str) -> list[tuple[int, str]]:
     return frames
 
 
-def discard_decoded(job_folder: str) -> None:
-    """Remove decoded movie frames once the result strip no longer needs them."""
-    shutil.rmtree(os.path.join(job_folder, DECODED_FOLDER), ignore_errors=True)
+def discard_working_files(job_folder: str) -> None:
+    """Remove decoded movie frames and training previews once the result strip no longer needs them."""
+    for name in (DECODED_FOLDER, PREVIEWS_FOLDER):
+        shutil.rmtree(os.path.join(job_folder, name), ignore_errors=True)
+
+
+def preview_root() -> str:
+    """A new private temp folder for a throwaway preview (see ``discard_preview``)."""
+    root = tempfile.mkdtemp(prefix=PREVIEW_PREFIX)
+    _made_roots.add(root)
+    return root
+
+
+def discard_preview(path: str) -> None:
+    """Remove the private temp folder of an earlier preview; any other path is left alone."""
+    root = os.path.dirname(os.path.dirname(path)) if path else ""
+    if os.path.basename(root).startswith(PREVIEW_PREFIX) and os.path.dirname(root) == tempfile.gettempdir():
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def output_root(chosen: str = "") -> tuple[str, bool]:

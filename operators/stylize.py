@@ -104,7 +104,7 @@ def prepare(scene, *, footage: str = "", mask: str = "", seconds: float = 120.0,
 
     def finish(job):
         strip = strip_io.add_image_sequence(scene, title, job.outputs, channel, start)
-        strip_io.discard_decoded(folder)
+        strip_io.discard_working_files(folder)
         if os.path.isfile(params["save_model"]):
             scene.frameweaver.style_model = params["save_model"]  # for Resume and for longer clips
         return strip

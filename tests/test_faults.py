@@ -3,6 +3,7 @@ mid-job, real allocation failures, and network calls while online access is off.
 
 Each test checks the message, that Blender goes on, and that the scene and the files are unchanged.
 """
+import errno
 import json
 import os
 import stat
@@ -406,3 +407,85 @@ def test_the_hub_token_reaches_the_worker_by_environment_and_never_a_file(tmp_pa
     offline = jobs.WorkerRuntime(online=False, token="hf_SECRET_for_test").environment()
     assert "HF_TOKEN" not in offline or offline["HF_TOKEN"] != "hf_SECRET_for_test"
     assert offline["HF_HUB_OFFLINE"] == "1"
+
+
+def test_training_previews_are_cleaned_up(fw, scene, tmp_path):
+    from test_stylize_operator import footage, painted_key
+    strip, frames = footage(scene, str(tmp_path / "shot"))
+    painted_key(scene, str(tmp_path), frames[0], frame=1)
+    result = fw.stylize_clip(scene, footage="shot", seconds=2.0)
+    job_folder = bpy.path.abspath(result.directory)
+    assert not os.path.exists(os.path.join(job_folder, "previews"))  # the result stays, its previews do not
+
+
+def test_a_motion_preview_replaces_the_last_one_files_included(scene, tmp_path):
+    from test_loop_operator import motion_mask, still
+    still(scene, str(tmp_path))
+    motion_mask()
+    first = FRAMEWEAVER.operators.loop.preview_motion(scene, mask=bpy.data.masks["waves"], frames=2)
+    second = FRAMEWEAVER.operators.loop.preview_motion(scene, mask=bpy.data.masks["waves"], frames=2)
+    assert os.path.isfile(second) and not os.path.exists(os.path.dirname(os.path.dirname(first)))
+    assert not (tmp_path / "frameweaver").exists()  # previews go to private temp folders, not beside the .blend
+
+
+# --- Outputs where hard links are missing ------------------------------------------------------------
+
+
+@pytest.fixture
+def ext4_disk(tmp_path):
+    """A small loop-mounted ext4, whose 65000-link limit per file is a real link() failure (EMLINK)."""
+    image, mount = tmp_path / "ext4.img", tmp_path / "ext4"
+    mount.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(32 << 20)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True)
+    mounted = made.returncode == 0 and subprocess.run(["mount", "-o", "loop", str(image), str(mount)],
+                                                      capture_output=True, text=True).returncode == 0
+    if not mounted:
+        pytest.skip("cannot make and loop-mount an ext4 image here (needs mkfs.ext4 and root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_publishing_falls_back_to_an_exclusive_create_and_rename_when_link_fails(ext4_disk):
+    """No FAT/exFAT driver or SMB share exists on these machines; a file at ext4's link limit is the nearest
+    real case: link() fails for real (EMLINK) and the same fallback path runs."""
+    from nn import files
+    partial = ext4_disk / ".frame.partial"
+    partial.write_bytes(b"complete frame")
+    links = ext4_disk / "links"
+    links.mkdir()
+    count = 1
+    try:
+        while True:
+            os.link(partial, links / str(count))
+            count += 1
+    except OSError as error:
+        assert error.errno == errno.EMLINK, error
+    final = ext4_disk / "frame.png"
+    files.publish(str(partial), str(final))
+    assert final.read_bytes() == b"complete frame" and not partial.exists()
+
+    taken = ext4_disk / ".other.partial"
+    taken.write_bytes(b"new")
+    with pytest.raises(FileExistsError):
+        files.publish_without_link(str(taken), str(final))
+    assert final.read_bytes() == b"complete frame"  # never overwritten
+
+
+# --- Pins ----------------------------------------------------------------------------------------------
+
+
+def test_a_tampered_converted_cache_is_not_trusted(tmp_path):
+    """A legacy checkpoint's converted safetensors copy is re-hashed on every load, and rebuilt when it changed."""
+    import torch
+    from safetensors.torch import save_file
+    from nn import hub
+    legacy = tmp_path / "flownet.pkl"
+    torch.save({"block.weight": torch.ones(2, 2)}, legacy)
+    converted_dir = tmp_path / "converted"
+    hub.load_tensors(str(legacy), str(converted_dir))
+    converted = next(converted_dir.glob("*.safetensors"))
+    save_file({"block.weight": torch.full((2, 2), 666.0)}, str(converted))  # swapped behind our back
+    assert torch.equal(hub.load_tensors(str(legacy), str(converted_dir))["block.weight"], torch.ones(2, 2))
+    assert torch.equal(hub.load_tensors(str(legacy), str(converted_dir))["block.weight"], torch.ones(2, 2))
