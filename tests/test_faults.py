@@ -489,3 +489,60 @@ def test_a_tampered_converted_cache_is_not_trusted(tmp_path):
     save_file({"block.weight": torch.full((2, 2), 666.0)}, str(converted))  # swapped behind our back
     assert torch.equal(hub.load_tensors(str(legacy), str(converted_dir))["block.weight"], torch.ones(2, 2))
     assert torch.equal(hub.load_tensors(str(legacy), str(converted_dir))["block.weight"], torch.ones(2, 2))
+
+
+# --- The command lines: one line, no traceback, no network call, no broken file ----------------------
+
+
+def guarded_command(module, *args, cwd=ROOT):
+    """``python -m module args`` under the network guard, with no HF_* variable to hide a lookup."""
+    script = NETWORK_GUARD + f"import runpy\nsys.argv = [{module!r}, *{list(map(str, args))!r}]\n" \
+                             f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def assert_one_line_failure(done, starts):
+    assert done.returncode not in (0, 97), done.stderr  # 97: the guard saw a network call
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr and lines[-1].startswith(starts), done.stderr
+    return lines[-1]
+
+
+@pytest.mark.parametrize("command", ["nn.inbetween", "nn.loop.train"])
+def test_offline_command_lines_name_the_missing_weights_in_one_line(tmp_path, command):
+    first, second = write_keyframes(str(tmp_path))
+    (tmp_path / "clips" / "a").mkdir(parents=True)
+    for path in (first, second):
+        os.link(path, tmp_path / "clips" / "a" / os.path.basename(path))
+    (tmp_path / "out").mkdir()
+    weights = ["--offline", "--weights-dir", tmp_path / "weights", "--cache-dir", tmp_path / "cache"]
+    args = {"nn.inbetween": [first, second, "--model", "rife-v4.25", "--out", tmp_path / "out" / "frames"],
+            "nn.loop.train": [tmp_path / "clips", "--out", tmp_path / "out" / "motion.safetensors", "--steps", 2]}
+    before = tree_state(tmp_path)
+    line = assert_one_line_failure(guarded_command(command, *args[command], *weights), "error: ")
+    assert "Weights 'rife-v4.25'" in line and str(tmp_path / "weights" / "rife-v4.25" / "flownet.pkl") in line  # where to put the file
+    assert tree_state(tmp_path) == before  # no empty or broken file
+
+
+def test_full_disk_on_the_loop_and_style_command_lines(tmp_path, small_disk):
+    write_image(str(tmp_path / "still.png"), np.random.default_rng(1).random((96, 96, 3), dtype=np.float32),
+                ImageFormat(".png", "uint8", 3))
+    (tmp_path / "hints.json").write_text("[[10, 40, 60, 40]]")
+    write_image(str(tmp_path / "mask.png"), np.ones((96, 96, 1), np.float32), ImageFormat(".png", "uint8", 1))
+    loop = guarded_command("nn.loop", tmp_path / "still.png", "--hints", tmp_path / "hints.json", "--frames", 8,
+                           "--mask", tmp_path / "mask.png",
+                           "--out", small_disk / "loop")
+    assert_one_line_failure(loop, "The disk is full: could not write")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index in range(4):
+        write_image(str(frames / f"{index:03d}.png"), np.random.default_rng(index).random((96, 96, 3), dtype=np.float32),
+                    ImageFormat(".png", "uint8", 3))
+    style = guarded_command("nn.stylize", "--frames", frames, "--key", f"0={frames / '000.png'}", "--seconds", 1,
+                            "--out", small_disk / "style", "--offline", "--cache-dir", tmp_path / "cache")
+    assert_one_line_failure(style, "error: The disk is full: could not write")
+    for root, _, names in os.walk(small_disk):
+        for name in names:
+            assert not name.startswith(".") and "partial" not in name, f"a broken file remains: {name}"
