@@ -40,6 +40,10 @@ def publish_without_link(partial: str, path: str) -> None:
         raise
 
 
+def size_text(count: float) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"
+
+
 def free_bytes(folder: str) -> int | None:
     try:
         return shutil.disk_usage(folder).free
@@ -58,9 +62,9 @@ def disk_full(path: str, needed: int = 1) -> DiskFull:
     """The error to raise when ``path`` could not be written because its disk is full."""
     folder = os.path.dirname(os.path.abspath(path))
     free = free_bytes(folder)
-    left = f"{free / 1e6:.1f} MB free" if free is not None else "no space left"
+    left = f"{size_text(free)} free" if free is not None else "no space left"
     return DiskFull(errno.ENOSPC, f"The disk is full: could not write {path} ({left} in {folder}, "
-                                 f"about {max(needed, 1) / 1e6:.1f} MB needed). Free some space or choose "
+                                 f"about {size_text(max(needed, 1))} needed). Free some space or choose "
                                  "another output folder")
 
 

@@ -360,11 +360,15 @@ def active_job(scene_key: int) -> Job | None:
     return _active_jobs.get(scene_key)
 
 
-def claim(scene_key: int, job_factory) -> Job:
-    """Start a job for a scene, refusing while another one runs there."""
+def refuse_if_busy(scene_key: int) -> None:
     current = _active_jobs.get(scene_key)
     if current is not None and not current.finished:
         raise JobBusyError(f"'{current.title}' is still running in this scene; cancel it or wait for it to finish")
+
+
+def claim(scene_key: int, job_factory) -> Job:
+    """Start a job for a scene, refusing while another one runs there."""
+    refuse_if_busy(scene_key)
     job = job_factory()
     _active_jobs[scene_key] = job
     return job

@@ -118,6 +118,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     is where the model sees motion. ``light_reference`` names an image strip whose colours the light
     moves towards, instead of ``dusk_colour``.
     """
+    job_runner.refuse_if_busy(scene)
     learned = motion_source == "LEARNED"
     model = bpy.path.abspath(motion_model) if motion_model else ""
     if model and not os.path.isfile(model):
@@ -176,6 +177,7 @@ def prepare_training(scene, *, clips: str, steps: int = 2000, output_dir: str = 
     The model is written to a fresh job folder, never over a file; once done, the scene's Loop
     settings switch to *Learned* motion with that model.
     """
+    job_runner.refuse_if_busy(scene)
     folder_in = bpy.path.abspath(clips) if clips else ""
     if not folder_in or not os.path.isdir(folder_in):
         raise strip_io.StripInputError(

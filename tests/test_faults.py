@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import FRAMEWEAVER, MODULE, ROOT
-from helpers import Unchanged, add_key_strips, tree_state, write_keyframes
+from helpers import Unchanged, add_key_strips, render_movie, tree_state, write_keyframes
 from nn.imageio import ImageFormat, write_image
 
 jobs = FRAMEWEAVER.operators.jobs
@@ -546,3 +546,57 @@ def test_full_disk_on_the_loop_and_style_command_lines(tmp_path, small_disk):
     for root, _, names in os.walk(small_disk):
         for name in names:
             assert not name.startswith(".") and "partial" not in name, f"a broken file remains: {name}"
+
+
+# --- Movie decoding: in steps within the job, cancellable, space checked first -----------------------
+
+
+def movie_strip(scene, tmp_path, frames=6):
+    (tmp_path / "movie").mkdir()
+    path = render_movie(scene, str(tmp_path / "movie"), frames)
+    strip = FRAMEWEAVER.operators.compat.strips(scene.sequence_editor).new_movie(
+        name="shot.mp4", filepath=path, channel=1, frame_start=1)
+    strip.select = True
+    return strip
+
+
+def test_a_movie_is_decoded_step_by_step_within_the_job_and_cancel_stops_it(fw, scene, tmp_path):
+    movie_strip(scene, tmp_path)
+    before = tree_state(tmp_path)
+    scene_job = fw.operators.inbetween.prepare(scene, model="blend", mode="RETIME")
+    decoded = os.path.join(scene_job.folder, "decoded")
+    assert os.listdir(decoded) == []  # prepare (the operator's invoke) decoded nothing
+    assert scene_job.job.poll() and scene_job.job.message == "Decoding the movie: frame 2 of 6"
+    assert len(os.listdir(decoded)) == 2 and scene_job.job.worker_pid is None
+    scene_job.cancel()
+    assert not scene_job.job.poll() and scene_job.job.state == jobs.Job.CANCELLED
+    with pytest.raises(job_runner.JobFailed, match="cancelled; nothing was changed"):
+        scene_job.complete()
+    assert tree_state(tmp_path) == before and len(scene.sequence_editor.strips) == 1
+
+
+def test_a_decoded_movie_retimes_to_the_end(fw, scene, tmp_path):
+    movie_strip(scene, tmp_path, frames=3)
+    strip = fw.generate_inbetweens(scene, model="blend", mode="RETIME")
+    assert len(strip.elements) == 6
+    assert not os.path.exists(os.path.join(bpy.path.abspath(strip.directory), "decoded"))
+
+
+def test_decoding_a_movie_onto_a_disk_without_room_is_refused_first(fw, scene, tmp_path, small_disk):
+    movie_strip(scene, tmp_path, frames=6)  # 96x64: 6 frames of 16-bit RGB need ~166 KB, the disk has 64 KB
+    with Unchanged(scene, tmp_path), pytest.raises(ValueError, match=r"Decoding 'shot.mp4' \(6 frames, 96x64\) "
+                                                                     r"needs about 0.2 MB in .*but only 0.1 MB are free"):
+        fw.generate_inbetweens(scene, model="blend", mode="RETIME", output_dir=str(small_disk))
+    assert os.listdir(small_disk) == []
+
+
+def test_a_second_job_in_the_scene_is_refused_before_it_makes_a_folder(fw, scene, tmp_path):
+    movie_strip(scene, tmp_path)
+    first = fw.operators.inbetween.prepare(scene, model="blend", mode="RETIME")
+    try:
+        with Unchanged(scene, tmp_path), pytest.raises(jobs.JobBusyError, match="is still running in this scene"):
+            fw.operators.inbetween.prepare(scene, model="blend", mode="RETIME")
+    finally:
+        first.cancel()
+        with pytest.raises(job_runner.JobFailed):
+            first.complete()
