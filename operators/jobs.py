@@ -7,7 +7,9 @@ killing the worker frees its GPU memory.
 
 Protocol (one JSON object per stdout line of ``python -m nn.worker SPEC``):
 ``start`` {device, torch}, ``progress`` {fraction, message, preview?},
-``done`` {outputs, info}, ``error`` {message, traceback}.
+``heartbeat`` {} (every few seconds, from a thread of the worker), ``done`` {outputs, info},
+``error`` {message, traceback}. A message may share its line with other output; anything
+else on stdout is ignored.
 """
 from __future__ import annotations
 
