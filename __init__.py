@@ -13,6 +13,7 @@ import bpy
 from .operators import (animate_loop, cancel_job, install_torch, preview_loop_motion, probe_devices, stop_training,
                         train_loop_motion, train_propagate)
 from .operators import generate_inbetweens as inbetween_operator
+from .operators import job_runner
 from .operators.inbetween import generate_inbetweens  # noqa: F401  scripting API
 from .operators.loop import loop_still, train_motion_model  # noqa: F401  scripting API
 from .operators.stylize import stylize_clip  # noqa: F401  scripting API
@@ -43,9 +44,11 @@ def register():
     bpy.types.Scene.frameweaver = bpy.props.PointerProperty(type=settings.FrameweaverSceneSettings)
     menus.register()
     bpy.types.STATUSBAR_HT_header.append(panel.draw_status_bar)
+    job_runner.register()
 
 
 def unregister():
+    job_runner.unregister()
     bpy.types.STATUSBAR_HT_header.remove(panel.draw_status_bar)
     menus.unregister()
     previews.unregister()

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from .device import pick_device, use_half
-from .worker import TaskContext
+from .worker import TaskContext, error_message
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "hub")
 
@@ -25,3 +26,15 @@ def hub_settings(args: argparse.Namespace) -> dict:
 def task_context(args: argparse.Namespace) -> TaskContext:
     device = pick_device(args.device)
     return TaskContext(device, use_half(device, args.half))
+
+
+def run_command(main) -> int:
+    """Run a command line's ``main``; any failure ends it with one line on stderr and exit status 1.
+
+    The same words as in Blender: a full disk, missing weights (which file, and where to put
+    it) or an out-of-memory say so plainly, without a traceback.
+    """
+    try:
+        return main()
+    except Exception as error:
+        sys.exit(f"error: {error_message(error, 'this device')}")

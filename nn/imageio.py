@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import files
+
 # Set by Blender's side for the worker: the folder that holds OpenImageIO.
 OIIO_PATH_ENV = "FRAMEWEAVER_OIIO_PATH"
 
@@ -108,7 +110,8 @@ def write_image(path: str, pixels: np.ndarray, fmt: ImageFormat) -> None:
     """Write (H, W, C) float pixels to a new file; never overwrite an existing one.
 
     The file appears under its final name only once complete (write a partial
-    file, then hard-link it into place, which fails if the name is taken).
+    file, then publish it, which fails if the name is taken); a failed write,
+    a full disk included, raises ``OSError`` and leaves no file.
     """
     if os.path.lexists(path):
         raise FileExistsError(f"Refusing to overwrite {path}")
@@ -132,10 +135,12 @@ def write_image(path: str, pixels: np.ndarray, fmt: ImageFormat) -> None:
     if out is None:
         raise OSError(f"No writer for {path}: {oiio.geterror()}")
     try:
-        if not out.open(partial, spec) or not out.write_image(data):
-            raise OSError(f"Cannot write {path}: {out.geterror()}")
-        out.close()
-        os.link(partial, path)  # atomic, and refuses an existing name
+        # The PNG writer reports a failed write (a full disk) only through has_error/geterror().
+        written = out.open(partial, spec) and out.write_image(data) and not out.has_error
+        written = out.close() and written and not out.has_error
+        if not written:
+            raise files.write_failed(path, out.geterror(), needed=data.nbytes // 4)
+        files.publish(partial, path)
     finally:
         out.close()
         if os.path.lexists(partial):

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
+
+from . import files
 
 # task name -> module (relative to this package) with ``run(params, ctx) -> (outputs, info)``
 TASKS = {
@@ -27,8 +31,47 @@ PYTORCH_MISSING = (
 )
 
 
+OUT_OF_MEMORY = (
+    "To need less memory: set Flow Scale to Half or Quarter (Inbetweens), use smaller frames, switch on "
+    "Half Precision on a GPU, choose the CPU as Device in Preferences > Add-ons > Frameweaver when the GPU is "
+    "the one that ran out, or close other programs."
+)
+HEARTBEAT_SECONDS = 5.0  # Blender's side stops a worker it has not heard from for a while (operators/jobs.py)
+
+_protocol = sys.stdout  # the channel to Blender; main() moves everything else off it
+_protocol_lock = threading.Lock()
+
+
 def emit(event: str, **fields) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
+    line = json.dumps({"event": event, **fields})
+    with _protocol_lock:
+        _protocol.write(line + "\n")
+        _protocol.flush()
+
+
+def keep_protocol_clean() -> None:
+    """Give the protocol a private copy of stdout and send fd 1 (every print, C libraries' too) to stderr."""
+    global _protocol
+    _protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", errors="replace")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+
+def start_heartbeat(interval: float = HEARTBEAT_SECONDS) -> None:
+    def beat():
+        while not stopped.wait(interval):
+            emit("heartbeat")
+
+    stopped = threading.Event()
+    threading.Thread(target=beat, daemon=True).start()
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, numpy's MemoryError, or the CPU allocator's RuntimeError."""
+    text = str(error)
+    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or (
+        isinstance(error, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text
+                                             or "out of memory" in text.lower()))
 
 
 @dataclass
@@ -45,8 +88,10 @@ class TaskError(Exception):
 
 
 def main(spec_path: str) -> int:
+    keep_protocol_clean()
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
+    start_heartbeat()
     try:
         import torch
     except ImportError:
@@ -54,23 +99,28 @@ def main(spec_path: str) -> int:
         return 1
     from .device import pick_device, use_half
 
+    device = "the CPU"
     try:
         device = pick_device(spec.get("device", "auto"))
         emit("start", device=str(device), torch=torch.__version__)
         task = importlib.import_module(TASKS[spec["task"]], __package__)
         outputs, info = task.run(spec["params"], TaskContext(device, use_half(device, spec.get("half", False))))
-    except torch.OutOfMemoryError:
-        emit("error", message="Out of memory. Lower the resolution or the tile size, switch on half precision, "
-             "or choose the CPU in the preferences.", traceback=traceback.format_exc())
-        return 1
-    except (TaskError, OSError, ValueError, RuntimeError) as error:
-        emit("error", message=str(error), traceback=traceback.format_exc())
-        return 1
-    except Exception as error:  # anything else is a bug: say so, with the traceback
-        emit("error", message=f"Internal error ({type(error).__name__}): {error}", traceback=traceback.format_exc())
+    except Exception as error:
+        emit("error", message=error_message(error, device), traceback=traceback.format_exc())
         return 1
     emit("done", outputs=outputs, info=info)
     return 0
+
+
+def error_message(error: Exception, device) -> str:
+    """One line for the user: what happened and, where there is one, what to change."""
+    if is_out_of_memory(error):
+        return f"Out of memory on {device}. {OUT_OF_MEMORY}"
+    if isinstance(error, OSError):
+        return files.describe(error)
+    if isinstance(error, (TaskError, ValueError, RuntimeError)):
+        return str(error)
+    return f"Internal error ({type(error).__name__}): {error}"  # anything else is a bug: say so
 
 
 if __name__ == "__main__":

@@ -158,6 +158,7 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
             target_fps: float = 60.0, dedupe: bool = True, strips=None, output_dir: str = "",
             context=None) -> job_runner.SceneJob:
     """Validate the input strips, create the job folder and start the worker."""
+    job_runner.refuse_if_busy(scene)
     if mode == "RETIME":
         source = strips[0] if strips else retime_strip(scene)
         ratio = retime_ratio(scene, retime_rate, target_fps)
@@ -192,7 +193,7 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
     def finish(job):
         files = [job.outputs[i] for i in plan.timeline]
         strip = strip_io.add_image_sequence(scene, title, files, channel, plan.frame_start)
-        strip_io.discard_decoded(folder)
+        strip_io.discard_working_files(folder)
         return strip
 
     def warnings(job):

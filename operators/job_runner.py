@@ -6,6 +6,7 @@ removes the folder and touches nothing else, so no half-made strip remains.
 """
 from __future__ import annotations
 
+import atexit
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -28,24 +29,27 @@ def worker_runtime(context=None) -> jobs.WorkerRuntime:
         extra_paths=(extension_dir("deps"),),
         device=prefs.device.lower() if prefs else "auto",
         half=bool(prefs.use_half) if prefs else False,
+        online=bool(bpy.app.online_access),
+        token=(prefs.hf_token or None) if prefs else None,
+        progress_timeout=prefs.worker_timeout if prefs else jobs.PROGRESS_TIMEOUT,
     )
 
 
 def hub_settings(context=None) -> dict:
-    """Where the worker finds weights, and whether it may download them."""
+    """Where the worker finds weights, and whether it may download them (the token goes by environment)."""
     prefs = addon_preferences(context or bpy.context)
     cache = bpy.path.abspath(prefs.cache_dir) if prefs and prefs.cache_dir else extension_dir("hub")
     local = bpy.path.abspath(prefs.local_weights_dir) if prefs and prefs.local_weights_dir else extension_dir("weights")
     return {"cache_dir": cache, "local_dir": local, "online": bool(bpy.app.online_access),
-            "token": (prefs.hf_token or None) if prefs else None, "pypi": bool(prefs.use_pypi) if prefs else True,
+            "pypi": bool(prefs.use_pypi) if prefs else True,
             "local_dir_setting": "the Local Weights folder, Preferences > Add-ons > Frameweaver",
             "online_setting": "allow online access (Preferences > System)"}
 
 
-@dataclass
+@dataclass(eq=False)  # identity: kept in a set of unfinished jobs
 class SceneJob:
     scene: bpy.types.Scene
-    job: jobs.Job
+    job: jobs.Job  # or a DecodeThenRun, which stands in for one
     folder: str
     folder_is_temporary: bool
     finish: Callable[[jobs.Job], object]  # outputs -> the new strip
@@ -57,6 +61,7 @@ class SceneJob:
     def complete(self):
         """Build the result after a successful job; on any error, leave nothing behind."""
         jobs.release(self.scene.as_pointer(), self.job)
+        _unfinished.discard(self)
         if self.job.state != jobs.Job.DONE:
             strip_io.discard_job_folder(self.folder)
             if self.job.state == jobs.Job.CANCELLED:
@@ -82,16 +87,122 @@ def running_job(scene) -> jobs.Job | None:
     return job if job is not None and not job.finished else None
 
 
+def refuse_if_busy(scene) -> None:
+    """One job per scene: checked before a job makes any folder or decodes anything."""
+    jobs.refuse_if_busy(scene.as_pointer())
+
+
+class DecodeThenRun:
+    """A worker job whose movies Blender decodes first, a few frames per ``poll``, on the main thread.
+
+    bpy may only be used from the main thread, so decoding cannot move to a thread of its own;
+    in small steps between polls it leaves Blender responsive, shows its progress, and stops
+    at the next step on Cancel. The worker starts once every frame is on disk. Until then this
+    stands in for the job (the same attributes); after, it follows it.
+    """
+
+    def __init__(self, decodes: list, start_worker: Callable[[], jobs.Job], title: str, task: str, params: dict):
+        self.title, self.task, self.params = title, task, params
+        self.state, self.fraction, self.preview = jobs.Job.RUNNING, 0.0, None
+        self.message, self.error, self.traceback = "Decoding the movie…", None, None
+        self.outputs, self.info, self.device = [], {}, None
+        self._decodes, self._start_worker, self._job = decodes, start_worker, None
+
+    @property
+    def finished(self) -> bool:
+        return self.state != jobs.Job.RUNNING
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._job.worker_pid if self._job else None
+
+    def poll(self) -> bool:
+        if self._job is None and not self.finished:
+            try:
+                self._decode_a_step()
+            except Exception as error:  # a full disk, an unreadable movie, a bad Worker Python
+                self.state, self.error = jobs.Job.FAILED, str(error)
+                self.message = self.error
+                return False
+        if self._job is not None:
+            running = self._job.poll()
+            for name in ("state", "fraction", "message", "preview", "outputs", "info", "error", "traceback", "device"):
+                setattr(self, name, getattr(self._job, name))
+            return running
+        return not self.finished
+
+    run_to_end = jobs.Job.run_to_end
+
+    def _decode_a_step(self) -> None:
+        pending = next((decode for decode in self._decodes if not decode.complete), None)
+        if pending is None:
+            self._job = self._start_worker()
+            return
+        pending.step()
+        done, total = sum(d.decoded for d in self._decodes), sum(d.count for d in self._decodes)
+        self.fraction, self.message = 0.0, f"Decoding the movie: frame {done} of {total}"
+
+    def cancel(self, message: str = "Cancelled") -> None:
+        if self._job is not None:
+            self._job.cancel(message)
+            self.state, self.message = self._job.state, self._job.message
+        elif not self.finished:
+            self.state, self.message = jobs.Job.CANCELLED, message
+
+
 def start(scene, task: str, params: dict, title: str, folder: str, temporary: bool, finish, context=None,
           warnings=None) -> SceneJob:
-    """Start ``task`` for ``scene``, refusing while another job runs in that scene."""
+    """Start ``task`` for ``scene``, refusing while another job runs in that scene.
+
+    Movies planned for ``folder`` (``strip_io.clip_frames``) are decoded first, within the job.
+    """
     runtime = worker_runtime(context)
+    decodes = strip_io.take_decodes(folder)
+
+    def new_job():
+        start_worker = lambda: jobs.Job(task, params, runtime, title)  # noqa: E731
+        return DecodeThenRun(decodes, start_worker, title, task, params) if decodes else start_worker()
+
     try:
-        job = jobs.claim(scene.as_pointer(), lambda: jobs.Job(task, params, runtime, title))
-    except (jobs.JobBusyError, OSError):
+        job = jobs.claim(scene.as_pointer(), new_job)
+    except (jobs.JobBusyError, jobs.WorkerStartError, OSError):
         strip_io.discard_job_folder(folder)
         raise
-    return SceneJob(scene, job, folder, temporary, finish, warnings)
+    scene_job = SceneJob(scene, job, folder, temporary, finish, warnings)
+    _unfinished.add(scene_job)
+    return scene_job
+
+
+# Scene jobs not completed yet: a file load, quitting or unregistering must end their workers and remove
+# their folders, because the modal operator that would have done it dies with the file.
+_unfinished: set[SceneJob] = set()
+
+
+def abandon_all(why: str) -> None:
+    """Cancel every worker and remove every unfinished job's folder; no strip is made."""
+    jobs.cancel_all(f"Cancelled: {why}")
+    for scene_job in list(_unfinished):
+        scene_job.job.cancel(f"Cancelled: {why}")  # also a job still decoding its movie
+        strip_io.discard_job_folder(scene_job.folder)
+    _unfinished.clear()
+    jobs.release_all()
+
+
+@bpy.app.handlers.persistent
+def abandon_on_load(*_args) -> None:
+    abandon_all("another file was loaded")
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(abandon_on_load)
+    atexit.register(abandon_all, "Blender quit")
+
+
+def unregister() -> None:
+    atexit.unregister(abandon_all)
+    if abandon_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(abandon_on_load)
+    abandon_all("Frameweaver was disabled")
 
 
 def run_sync(scene_job: SceneJob, on_progress=None):

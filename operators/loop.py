@@ -118,6 +118,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     is where the model sees motion. ``light_reference`` names an image strip whose colours the light
     moves towards, instead of ``dusk_colour``.
     """
+    job_runner.refuse_if_busy(scene)
     learned = motion_source == "LEARNED"
     model = bpy.path.abspath(motion_model) if motion_model else ""
     if model and not os.path.isfile(model):
@@ -143,7 +144,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     title = f"{'Motion' if motion_only else 'Loop'} {still.name}"
     start = compat.left_handle(still)
     channel = strip_io.free_channel(scene.sequence_editor, start, start + frames, above=still.channel)
-    root, temporary = strip_io.output_root(output_dir)
+    root, temporary = (strip_io.preview_root(), True) if motion_only else strip_io.output_root(output_dir)
     folder = strip_io.new_job_folder(root, title)
     params = {
         "image": path, "mask": region, "mask_polygons": polygons or None, "hints": [], "strokes": strokes,
@@ -154,7 +155,8 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     }
 
     def finish(job):
-        if motion_only:
+        if motion_only:  # a preview replaces the last one, files included
+            strip_io.discard_preview(scene.frameweaver.loop_motion_preview)
             scene.frameweaver.loop_motion_preview = job.outputs[0]
             return job.outputs[0]
         return strip_io.add_image_sequence(scene, title, job.outputs, channel, start)
@@ -175,6 +177,7 @@ def prepare_training(scene, *, clips: str, steps: int = 2000, output_dir: str = 
     The model is written to a fresh job folder, never over a file; once done, the scene's Loop
     settings switch to *Learned* motion with that model.
     """
+    job_runner.refuse_if_busy(scene)
     folder_in = bpy.path.abspath(clips) if clips else ""
     if not folder_in or not os.path.isdir(folder_in):
         raise strip_io.StripInputError(

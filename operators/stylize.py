@@ -68,6 +68,7 @@ def mask_files(mask, footage) -> list[str | None]:
 def prepare(scene, *, footage: str = "", mask: str = "", seconds: float = 120.0, model_file: str = "",
             resume: bool = False, fit_sizes: bool = False, output_dir: str = "", context=None) -> job_runner.SceneJob:
     """Check footage, keyframes and mask, create the job folder and start training and propagation."""
+    job_runner.refuse_if_busy(scene)
     source = footage_strip(scene, footage)
     mask_strip = compat.all_strips(scene.sequence_editor).get(mask) if mask else None
     if mask and mask_strip is None:
@@ -104,7 +105,7 @@ def prepare(scene, *, footage: str = "", mask: str = "", seconds: float = 120.0,
 
     def finish(job):
         strip = strip_io.add_image_sequence(scene, title, job.outputs, channel, start)
-        strip_io.discard_decoded(folder)
+        strip_io.discard_working_files(folder)
         if os.path.isfile(params["save_model"]):
             scene.frameweaver.style_model = params["save_model"]  # for Resume and for longer clips
         return strip

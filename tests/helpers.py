@@ -77,3 +77,47 @@ def render_movie(scene, folder, frames):
         return os.path.join(folder, "movie.mp4")
     finally:
         bpy.data.scenes.remove(source)
+
+
+def scene_state(scene):
+    """What a failed or refused job must not change: every strip's identity, place, files and selection."""
+    from conftest import FRAMEWEAVER
+    compat = FRAMEWEAVER.operators.compat
+    editor = scene.sequence_editor
+    strips = sorted(
+        (s.name, s.type, s.channel, compat.left_handle(s), compat.right_handle(s), s.select,
+         getattr(s, "directory", ""), tuple(e.filename for e in getattr(s, "elements", ())))
+        for s in compat.all_strips(editor)) if editor else []
+    active = editor.active_strip.name if editor and editor.active_strip else None
+    return strips, active, len(bpy.data.scenes), len(bpy.data.images)
+
+
+def tree_state(folder):
+    """Every file and folder under ``folder``: (relative path, size, mtime) - any new, lost or rewritten file shows.
+
+    A folder counts by its name only (its mtime changes whenever something inside comes and goes).
+    """
+    entries = []
+    for root, dirs, files in os.walk(folder):
+        entries += [(os.path.relpath(os.path.join(root, name), folder), -1, 0) for name in dirs]
+        for name in files:
+            info = os.lstat(os.path.join(root, name))
+            entries.append((os.path.relpath(os.path.join(root, name), folder), info.st_size, info.st_mtime_ns))
+    return sorted(entries)
+
+
+class Unchanged:
+    """``with Unchanged(scene, folder): ...`` fails unless the scene's strips and the files under ``folder`` are as before."""
+
+    def __init__(self, scene, folder):
+        self.scene, self.folder = scene, str(folder)
+
+    def __enter__(self):
+        self.before = scene_state(self.scene), tree_state(self.folder)
+        return self
+
+    def __exit__(self, *exc):
+        after = scene_state(self.scene), tree_state(self.folder)
+        assert after[0] == self.before[0], f"the scene changed: {self.before[0]} -> {after[0]}"
+        assert after[1] == self.before[1], f"files changed: {sorted(set(after[1]) ^ set(self.before[1]))}"
+        return False

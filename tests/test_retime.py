@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import FRAMEWEAVER, SHARED, needs_shared
-from helpers import gradient_image, render_movie
+from helpers import Unchanged, gradient_image, render_movie
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.inbetween import cuts
 
@@ -95,10 +95,8 @@ def test_retime_to_a_target_fps(scene, seq_ctx, tmp_path):
 def test_target_fps_below_the_scene_rate_is_refused(scene, seq_ctx, tmp_path):
     scene.render.fps = 30
     add_sequence(scene, write_clip(str(tmp_path / "clip"), moving(3)))
-    with seq_ctx(scene), pytest.raises(RuntimeError, match="not above the scene's 30 fps"):
+    with Unchanged(scene, tmp_path), seq_ctx(scene), pytest.raises(RuntimeError, match="not above the scene's 30 fps"):
         bpy.ops.sequencer.frameweaver_generate_inbetweens(model="blend", mode="RETIME", retime_rate="FPS", target_fps=25)
-    assert len(list(compat.all_strips(scene.sequence_editor))) == 1 and not (tmp_path / "frameweaver").exists() or \
-        not os.listdir(tmp_path / "frameweaver")
 
 
 def test_retime_needs_one_clip(scene, seq_ctx, tmp_path):

@@ -3,6 +3,8 @@ import os
 
 import bpy
 
+from ..operators.jobs import PROGRESS_TIMEOUT
+
 ROOT_PACKAGE = __package__.rpartition(".")[0]  # "bl_ext.<repo>.frameweaver"
 
 
@@ -58,6 +60,11 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
     hf_token: bpy.props.StringProperty(
         name="Hugging Face Token", description="Only needed for gated or private repositories", subtype="PASSWORD",
     )
+    worker_timeout: bpy.props.FloatProperty(
+        name="Worker Timeout", description="Stop a job whose worker reports no progress for this long "
+        "(0: wait for ever). Batch renders rely on it to end", default=PROGRESS_TIMEOUT, min=0.0, subtype="TIME_ABSOLUTE",
+        unit="TIME_ABSOLUTE",
+    )
     probe_result: bpy.props.StringProperty(name="Devices found", default="Not probed yet")
     install_status: bpy.props.StringProperty(name="Install status", default="")
 
@@ -71,6 +78,7 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
         row = col.row()
         row.label(text=self.probe_result, icon="INFO")
         row.operator("frameweaver.probe_devices", icon="FILE_REFRESH")
+        col.prop(self, "worker_timeout")
 
         box = layout.box()
         box.label(text="PyTorch", icon="SCRIPT")

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from ..cli import add_runtime_arguments, hub_settings, task_context
+from ..cli import add_runtime_arguments, hub_settings, run_command, task_context
 from ..imageio import read_image, write_image
 from .task import load_model, output_format, to_pixels, to_tensor
 
@@ -59,4 +59,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

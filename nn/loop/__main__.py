@@ -16,6 +16,7 @@ import sys
 
 import torch
 
+from ..cli import run_command
 from ..device import pick_device
 from ..worker import TaskContext, TaskError
 from . import task
@@ -44,12 +45,24 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def read_hints(path: str) -> list:
+    """The arrows of a --hints file; anything else (a labelme file, say) is refused, naming what is expected."""
+    with open(path, encoding="utf-8") as f:
+        hints = json.load(f)
+    arrow = lambda item: isinstance(item, list) and len(item) == 4 and all(  # noqa: E731
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
+    if not isinstance(hints, list) or not all(arrow(item) for item in hints):
+        labelme = isinstance(hints, dict) and "shapes" in hints
+        sys.exit(f"error: --hints expects a JSON list of arrows [[x0, y0, x1, y1], ...] in pixels; {path} "
+                 + ("is a labelme file: pass it with --polygons" if labelme else "is not one"))
+    return hints
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     hints, region, strokes = [], [], []
     if args.hints:
-        with open(args.hints, encoding="utf-8") as f:
-            hints = json.load(f)
+        hints = read_hints(args.hints)
     if args.polygons:
         region, strokes, _ = read_labelme(args.polygons)
     params = {
@@ -68,4 +81,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

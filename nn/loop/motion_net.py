@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import files
 from ..motion.flow import motion_view
 from ..worker import TaskError
 
@@ -192,12 +193,12 @@ def save_predictor(model: MotionPredictor, path: str, metadata: dict | None = No
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
     folder, name = os.path.split(os.path.abspath(path))
     partial = os.path.join(folder, f".{name}.partial-{os.getpid()}")
-    save_file(tensors, partial, metadata=meta)
     try:
+        save_file(tensors, partial, metadata=meta)
         if overwrite:
             os.replace(partial, path)
         else:
-            os.link(partial, path)  # atomic, and fails if the name was taken meanwhile
+            files.publish(partial, path)  # fails if the name was taken meanwhile
     finally:
         if os.path.lexists(partial):
             os.unlink(partial)

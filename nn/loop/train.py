@@ -374,4 +374,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..cli import run_command
+
+    sys.exit(run_command(main))

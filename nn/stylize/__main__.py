@@ -14,7 +14,8 @@ import re
 import shutil
 import sys
 
-from ..cli import add_runtime_arguments, hub_settings, task_context
+from .. import files
+from ..cli import add_runtime_arguments, hub_settings, run_command, task_context
 from ..worker import TaskError
 from . import task
 from .task import output_format
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
     try:
         outputs, info = task.run(params, ctx)
         for source, final in zip(outputs, finals):
-            os.link(source, final)  # refuses an existing name
+            files.publish(source, final)  # refuses an existing name
     except (TaskError, OSError, ValueError) as error:
         sys.exit(f"error: {error}")
     finally:
@@ -102,4 +103,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

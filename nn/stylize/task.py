@@ -161,16 +161,13 @@ def train_model(params, ctx, config, generator, steps, painted, frame, mask, flo
     from .. import hub
 
     vgg = None
-    if config.perceptual > 0:
+    if config.perceptual > 0 and ctx.device.type == "cpu":  # checked first: never fetch 575 MB that stays unused
+        notes.append("perceptual loss off on the CPU: it would make each training step about 40x slower")
+    elif config.perceptual > 0:
         try:
-            hub.resolve(hub.REGISTRY["vgg19"], settings)
+            vgg = load_vgg(settings)
         except hub.WeightsUnavailable as error:
             notes.append(f"perceptual loss off: VGG-19 weights not available: {error}")
-        else:
-            if ctx.device.type == "cpu":  # VGG-19 to relu4_4 costs ~40x the generator's step
-                notes.append("perceptual loss off on the CPU: it would make each training step about 40x slower")
-            else:
-                vgg = load_vgg(settings)
     keys = [Keyframe(frame(i)[:, :3], image, mask(i)) for i, image in sorted(painted.items())]
     try:
         trainer = Trainer(keys, config, ctx.device, generator=generator, vgg=vgg, steps=steps)

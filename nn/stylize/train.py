@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 import torch.nn.functional as F
 
+from .. import files
 from .guides import GUIDE_CHANNELS, identity_positions, network_input
 from .network import Generator, PatchDiscriminator
 
@@ -213,11 +214,12 @@ def save_model(path: str, generator: Generator, config: StyleConfig, steps: int,
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in generator.state_dict().items()}
     tensors.update({f"{PAINTED}{i}": v.detach().float().contiguous().cpu() for i, v in (painted or {}).items()})
     partial = f"{path}.partial-{os.getpid()}"
-    save_file(tensors, partial, metadata={"format": FORMAT, "config": config.to_json(), "steps": str(steps)})
     try:
-        os.link(partial, path)
+        save_file(tensors, partial, metadata={"format": FORMAT, "config": config.to_json(), "steps": str(steps)})
+        files.publish(partial, path)
     finally:
-        os.unlink(partial)
+        if os.path.lexists(partial):  # a full disk stops save_file midway
+            os.unlink(partial)
 
 
 def load_model(path: str, device) -> tuple[Generator, StyleConfig, int, dict[int, torch.Tensor]]:
