@@ -54,9 +54,12 @@ def custom_curve(points) -> Callable[[float], float]:
     highest = 0
     for index in range(1, len(ys)):
         if ys[index] < ys[highest] - LEVEL_TOLERANCE:
+            lowest = index
+            while lowest + 1 < len(ys) and ys[lowest + 1] < ys[lowest]:  # to the foot of the fall
+                lowest += 1
             raise TimingError(
-                f"The custom timing curve runs backwards between x = {xs[highest]:.2f} and x = {xs[index]:.2f} "
-                f"(it falls from {ys[highest]:.2f} to {ys[index]:.2f}): the inbetweens would move back towards "
+                f"The custom timing curve runs backwards between x = {xs[highest]:.2f} and x = {xs[lowest]:.2f} "
+                f"(it falls from {ys[highest]:.2f} to {ys[lowest]:.2f}): the inbetweens would move back towards "
                 "the first key. Make the curve rise, or stay level for a hold, from left to right")
         if ys[index] > ys[highest]:
             highest = index
