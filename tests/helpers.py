@@ -1,4 +1,4 @@
-"""Small builders shared by the tests: keyframe images, strips and movies."""
+"""Small builders shared by the tests: keyframe images, strips, movies and guide Masks."""
 import os
 
 import bpy
@@ -77,3 +77,25 @@ def render_movie(scene, folder, frames):
         return os.path.join(folder, "movie.mp4")
     finally:
         bpy.data.scenes.remove(source)
+
+
+def mask_coordinates(x, y, width, height):
+    """Pixels from the top-left corner (y down) to Mask space: centred, a unit spans the longer side."""
+    scale = max(width, height)
+    return (x - width / 2) / scale + 0.5, (height / 2 - y) / scale + 0.5
+
+
+def guide_mask(name, strokes, size=(64, 48), handles="VECTOR", cyclic=False):
+    """A Mask with a layer per stroke name, each holding splines through the given pixel points."""
+    mask = bpy.data.masks.new(name)
+    for stroke, splines in strokes.items():
+        layer = mask.layers.new(name=stroke)
+        for points in splines:
+            spline = layer.splines.new()
+            spline.points.add(len(points) - 1)
+            spline.use_cyclic = cyclic
+            for point, (x, y) in zip(spline.points, points):
+                point.co = mask_coordinates(x, y, *size)
+            for point in spline.points:  # handles follow the neighbours: set once every point is placed
+                point.handle_type = handles
+    return mask

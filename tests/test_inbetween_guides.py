@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import FRAMEWEAVER
-from helpers import add_key_strips, write_keyframes
+from helpers import add_key_strips, guide_mask, write_keyframes
 from nn.imageio import read_image
 from nn.loop.hints import rasterize_polygons
 
@@ -18,28 +18,6 @@ guides = FRAMEWEAVER.operators.guides
 inbetween = FRAMEWEAVER.operators.inbetween
 job_runner = FRAMEWEAVER.operators.job_runner
 WIDTH, HEIGHT = 64, 48  # write_keyframes' size
-
-
-def mask_coordinates(x, y, width, height):
-    """Pixels from the top-left corner (y down) to Mask space: centred, a unit spans the longer side."""
-    scale = max(width, height)
-    return (x - width / 2) / scale + 0.5, (height / 2 - y) / scale + 0.5
-
-
-def guide_mask(name, strokes, size=(WIDTH, HEIGHT), handles="VECTOR", cyclic=False):
-    """A Mask with a layer per stroke name, each holding splines through the given pixel points."""
-    mask = bpy.data.masks.new(name)
-    for stroke, splines in strokes.items():
-        layer = mask.layers.new(name=stroke)
-        for points in splines:
-            spline = layer.splines.new()
-            spline.points.add(len(points) - 1)
-            spline.use_cyclic = cyclic
-            for point, (x, y) in zip(spline.points, points):
-                point.co = mask_coordinates(x, y, *size)
-            for point in spline.points:  # handles are placed from the neighbours, so once all points are
-                point.handle_type = handles
-    return mask
 
 
 def test_guide_splines_follow_the_curves_blender_renders(scene, tmp_path):
