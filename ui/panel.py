@@ -80,7 +80,7 @@ class SEQUENCER_PT_frameweaver_inbetween(SidebarTab, bpy.types.Panel):
     def draw_timing(layout, scene, settings):
         """Timing for all gaps, the active key's own gap timing and guide strokes, and the custom curve."""
         layout.prop(settings, "inbetween_timing")
-        key = scene.sequence_editor.active_strip
+        key = scene.sequence_editor.active_strip if scene.sequence_editor else None
         custom = settings.inbetween_timing == "CUSTOM"
         if key is not None and key.type == "IMAGE":
             box = layout.box()
