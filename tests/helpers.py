@@ -5,7 +5,7 @@ import bpy
 
 import numpy as np
 
-from nn.imageio import ImageFormat, write_image
+from nn.imageio import ImageFormat, read_image, write_image
 
 
 def gradient_image(height=48, width=64, channels=4, shift=0.0):
@@ -99,3 +99,18 @@ def guide_mask(name, strokes, size=(64, 48), handles="VECTOR", cyclic=False):
             for point in spline.points:  # handles follow the neighbours: set once every point is placed
                 point.handle_type = handles
     return mask
+
+
+def render_mask(scene, mask, width, height, folder):
+    """Blender's own render of a Mask, as a Mask strip in a frame of ``width`` x ``height``: (H, W) coverage."""
+    from conftest import FRAMEWEAVER
+    strips = FRAMEWEAVER.operators.compat.strips(scene.sequence_editor)
+    strip = strips.new_mask(name="rendered mask", mask=mask, channel=1, frame_start=1)
+    render = scene.render
+    render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+    scene.frame_start = scene.frame_end = 1
+    scene.view_settings.view_transform = "Standard"
+    render.image_settings.file_format, render.filepath = "PNG", os.path.join(folder, "mask_")
+    bpy.ops.render.render(animation=True, scene=scene.name)
+    strips.remove(strip)
+    return read_image(os.path.join(folder, "mask_0001.png"))[0][..., 0]

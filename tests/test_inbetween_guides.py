@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import FRAMEWEAVER
-from helpers import add_key_strips, guide_mask, write_keyframes
-from nn.imageio import read_image
+from helpers import add_key_strips, guide_mask, render_mask, write_keyframes
 from nn.loop.hints import rasterize_polygons
 
 compat = FRAMEWEAVER.operators.compat
@@ -25,14 +24,7 @@ def test_guide_splines_follow_the_curves_blender_renders(scene, tmp_path):
     width, height = 96, 64
     diamond = [(48, 8), (80, 32), (48, 56), (16, 32)]
     mask = guide_mask("round", {"blob": [diamond]}, size=(width, height), handles="AUTO", cyclic=True)
-    strip = compat.strips(scene.sequence_editor).new_mask(name="m", mask=mask, channel=1, frame_start=1)
-    render = scene.render
-    render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
-    scene.frame_start = scene.frame_end = 1
-    scene.view_settings.view_transform = "Standard"
-    render.image_settings.file_format, render.filepath = "PNG", str(tmp_path / "mask_")
-    bpy.ops.render.render(animation=True, scene=scene.name)
-    rendered = np.pad(read_image(str(tmp_path / "mask_0001.png"))[0][..., 0], 1, mode="edge")
+    rendered = np.pad(render_mask(scene, mask, width, height, str(tmp_path)), 1, mode="edge")
 
     def clear(test):  # pixels whose 3x3 neighbourhood all passes: away from Blender's antialiased edge
         return np.all([test(rendered[1 + dy:height + 1 + dy, 1 + dx:width + 1 + dx])
@@ -46,7 +38,6 @@ def test_guide_splines_follow_the_curves_blender_renders(scene, tmp_path):
     line = guides.spline_line(mask.layers["blob"].splines[0], width, height)
     assert misplaced(rasterize_polygons([line], width, height)) == 0
     assert misplaced(rasterize_polygons([diamond], width, height)) > 100  # the control polygon is far off
-    compat.strips(scene.sequence_editor).remove(strip)
 
 
 def keys_with_masks(scene, tmp_path, masks, starts=(1, 5, 9)):

@@ -1,19 +1,19 @@
 """Key Motion end to end on real Blender: operator -> worker -> strip, with timing, guide strokes and identical keys.
 
-Key Motion (model "keymotion") needs no weights to download here beyond what the worker's
-method uses; these tests run the real worker on small RGBA keys whose true inbetweens are
-known: a textured square that slides across a transparent frame.
+Key Motion (model "keymotion") estimates motion with the RIFE networks' flow, so these use the
+reference checkpoints in ../shared/weights, as test_inbetween_models.py does. The keys are small
+RGBA pictures whose true inbetweens are known: a textured square sliding over transparency.
 """
 import os
 
 import bpy
 import numpy as np
 
-from conftest import FRAMEWEAVER
+from conftest import FRAMEWEAVER, needs_shared
 from helpers import add_key_strips, gradient_image, guide_mask
 from nn.imageio import ImageFormat, read_image, write_image
 
-compat = FRAMEWEAVER.operators.compat
+pytestmark = needs_shared()
 timing = FRAMEWEAVER.operators.timing
 WIDTH, HEIGHT, SIDE = 96, 64, 14
 RGBA = ImageFormat(".png", "uint8", 4)
@@ -41,7 +41,7 @@ def square_left(frame) -> float:
     return float((alpha.sum(0) * np.arange(WIDTH)).sum() / alpha.sum()) - (SIDE - 1) / 2
 
 
-def test_identical_keys_are_held_and_reported(scene, seq_ctx, tmp_path, capsys):
+def test_identical_keys_are_held_and_reported(scene, seq_ctx, tmp_path, local_weights, capsys):
     path = square_key(str(tmp_path), "pose", 20)
     strips = add_key_strips(scene, [path] * 3, starts=[1, 5, 9])
     with seq_ctx(scene):
@@ -52,7 +52,7 @@ def test_identical_keys_are_held_and_reported(scene, seq_ctx, tmp_path, capsys):
     assert len(strips) == 3
 
 
-def test_key_motion_crosses_a_large_gap_along_the_guides(scene, seq_ctx, tmp_path):
+def test_key_motion_crosses_a_large_gap_along_the_guides(scene, seq_ctx, tmp_path, local_weights):
     start, end, gap = 8, 72, 7  # 64 pixels in 8 steps: far beyond what per-t RIFE follows
     keys = [square_key(str(tmp_path), "a", start), square_key(str(tmp_path), "b", end)]
     strips = add_key_strips(scene, keys, starts=[1, 2 + gap])
@@ -73,7 +73,7 @@ def test_key_motion_crosses_a_large_gap_along_the_guides(scene, seq_ctx, tmp_pat
         assert abs(frame[..., 3].sum() - key_alpha) < 0.15 * key_alpha  # one square, no ghost of it
 
 
-def test_key_motion_follows_the_gap_timing(scene, seq_ctx, tmp_path):
+def test_key_motion_follows_the_gap_timing(scene, seq_ctx, tmp_path, local_weights):
     start, end, gap = 16, 48, 5
     keys = [square_key(str(tmp_path), "a", start), square_key(str(tmp_path), "b", end)]
     add_key_strips(scene, keys, starts=[1, 2 + gap])
