@@ -42,7 +42,7 @@ def layer_strokes(mask, width: int, height: int) -> dict[str, list]:
     strokes = {}
     for layer in mask.layers:
         lines = [spline_line(spline, width, height) for spline in layer.splines if len(spline.points)]
-        if lines and not layer.hide_render:
+        if lines and not layer.hide_render:  # render off: a sketch layer, as for the loop's strokes
             strokes[layer.name] = lines
     return strokes
 

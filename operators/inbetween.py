@@ -211,8 +211,9 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
         strip_io.discard_decoded(folder)
         return strip
 
+    model_label = next((label for name, label, _ in MODELS if name == model), model)
     ignored_guides = guide_pairs and model not in GUIDED_MODELS
-    guide_note = f"Guide strokes are followed by Key Motion only; {model} ignored them" if ignored_guides else ""
+    guide_note = f"Guide strokes are followed by Key Motion only; {model_label} ignored them" if ignored_guides else ""
 
     def warnings(job):
         return ". ".join(note for note in (cut_warning(job.info, names), guide_note) if note)

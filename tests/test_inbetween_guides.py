@@ -86,7 +86,7 @@ def test_guides_with_a_model_that_ignores_them_say_so(fw, scene, tmp_path, capsy
     strips = keys_with_masks(scene, tmp_path, [guide_mask("a", {"arm": [[(8, 8), (24, 8)]]}),
                                                guide_mask("b", {"arm": [[(9, 8), (25, 8)]]})])
     assert fw.generate_inbetweens(scene, model="blend", strips=strips)
-    assert "Guide strokes are followed by Key Motion only; blend ignored them" in capsys.readouterr().err
+    assert "Guide strokes are followed by Key Motion only; Cross-fade ignored them" in capsys.readouterr().err
 
 
 def scene_state(scene, tmp_path):
