@@ -10,8 +10,8 @@ Scripting (for ``blender -b file.blend -P script.py``)::
 """
 import bpy
 
-from .operators import (animate_loop, cancel_job, install_torch, preview_loop_motion, probe_devices, stop_training,
-                        train_loop_motion, train_propagate)
+from .operators import (add_timing_curve, animate_loop, cancel_job, compat, install_torch, preview_loop_motion,
+                        probe_devices, stop_training, train_loop_motion, train_propagate)
 from .operators import generate_inbetweens as inbetween_operator
 from .operators import job_runner
 from .operators.inbetween import generate_inbetweens  # noqa: F401  scripting API
@@ -22,10 +22,12 @@ from .ui import menus, panel, preferences, previews, settings
 CLASSES = (
     preferences.FRAMEWEAVER_AddonPreferences,
     settings.FrameweaverSceneSettings,
+    settings.FrameweaverStripSettings,
     probe_devices.FRAMEWEAVER_OT_probe_devices,
     install_torch.FRAMEWEAVER_OT_install_torch,
     cancel_job.SEQUENCER_OT_frameweaver_cancel_job,
     inbetween_operator.SEQUENCER_OT_frameweaver_generate_inbetweens,
+    add_timing_curve.SEQUENCER_OT_frameweaver_add_timing_curve,
     train_propagate.SEQUENCER_OT_frameweaver_train_propagate,
     stop_training.SEQUENCER_OT_frameweaver_stop_training,
     animate_loop.SEQUENCER_OT_frameweaver_animate_loop,
@@ -42,6 +44,7 @@ def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.frameweaver = bpy.props.PointerProperty(type=settings.FrameweaverSceneSettings)
+    compat.strip_type().frameweaver = bpy.props.PointerProperty(type=settings.FrameweaverStripSettings)
     menus.register()
     bpy.types.STATUSBAR_HT_header.append(panel.draw_status_bar)
     job_runner.register()
@@ -53,5 +56,6 @@ def unregister():
     menus.unregister()
     previews.unregister()
     del bpy.types.Scene.frameweaver
+    del compat.strip_type().frameweaver
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -18,6 +18,11 @@ def has_sequencer(context) -> bool:
     return scene is not None and scene.sequence_editor is not None
 
 
+def strip_type():
+    """The RNA base class of every strip (``Sequence`` before 4.4), for properties on strips."""
+    return getattr(bpy.types, "Strip", None) or bpy.types.Sequence
+
+
 def strips(editor):
     """Top-level strip collection (also used to create strips)."""
     return editor.strips if hasattr(editor, "strips") else editor.sequences

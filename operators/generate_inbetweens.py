@@ -2,6 +2,7 @@
 import bpy
 
 from . import compat, inbetween
+from .timing import TIMINGS, TimingError
 from .job_runner import JobModalMixin
 
 
@@ -29,10 +30,19 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
     dedupe: bpy.props.BoolProperty(name="Skip Repeated Frames", default=True,
                                    description="Time motion over frames that repeat (animation on twos, "
                                                "stutter) instead of copying them")
+    timing: bpy.props.EnumProperty(name="Timing", items=TIMINGS, default="EVEN",
+                                   description="Spacing of the inbetweens in every gap whose first key says "
+                                               "'As All Gaps'")
+    timing_curve: bpy.props.StringProperty(name="Timing Curve",
+                                           description="Node group with the Custom timing's curve (Add Timing Curve)")
 
     def prepare(self, context):
+        curve = bpy.data.node_groups.get(self.timing_curve) if self.timing_curve else None
+        if self.timing_curve and curve is None:
+            raise TimingError(f"No timing curve named '{self.timing_curve}'")
         return inbetween.prepare(
             compat.sequencer_scene(context), model=self.model, mode=self.mode, count=self.count,
             fit_sizes=self.fit_sizes, flow_scale=float(self.flow_scale), high_quality=self.high_quality, cuts=self.cuts,
-            retime_rate=self.retime_rate, target_fps=self.target_fps, dedupe=self.dedupe, context=context,
+            retime_rate=self.retime_rate, target_fps=self.target_fps, dedupe=self.dedupe, timing=self.timing,
+            timing_curve=curve, context=context,
         )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import compat, job_runner, strip_io
+from . import compat, guides, job_runner, strip_io
+from .loop import image_size
+from .timing import curve_points, gap_timings, retime_frames
 
 FRAME_MODES = [
     ("GAPS", "Fill Gaps", "Generate the empty frames between consecutive keyframes"),
@@ -34,9 +36,12 @@ FLOW_SCALES = [
     ("0.25", "Quarter", "Quarter resolution: very large motion, 4K and 8K"),
 ]
 
+GUIDED_MODELS = {"keymotion"}  # the models that follow guide strokes
+
 MODELS = [
     ("rife-v4.25", "RIFE 4.25", "Practical-RIFE 4.25: any in-between time; best on real footage"),
     ("rife-hdv3", "RIFE HDv3", "ECCV2022-RIFE HDv3: sharp on clean renders; odd times by bisection"),
+    ("keymotion", "Key Motion", "One motion per gap, splatted: moves across large gaps evenly; follows guide strokes"),
     ("blend", "Cross-fade", "No network: a plain dissolve between keyframes"),
 ]
 
@@ -131,6 +136,8 @@ def retime_ratio(scene, rate: str, target_fps: float) -> float:
 
 def cut_warning(info: dict, names: list[str]) -> str:
     """What the user must know about detected cuts and repeated frames ('' when none)."""
+    if info.get("all_identical"):
+        return "All keyframes are identical: wrote holds"
     parts = []
     if info.get("cuts"):
         pairs = ", ".join(f"'{names[a]}' → '{names[b]}'" for a, b in info["cuts"][:3])
@@ -155,9 +162,14 @@ def keyframe_strips(scene) -> list:
 
 def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int = 3, fit_sizes: bool = False,
             flow_scale: float = 0.0, high_quality: bool = False, cuts: str = "HOLD", retime_rate: str = "2",
-            target_fps: float = 60.0, dedupe: bool = True, strips=None, output_dir: str = "",
-            context=None) -> job_runner.SceneJob:
-    """Validate the input strips, create the job folder and start the worker."""
+            target_fps: float = 60.0, dedupe: bool = True, timing: str = "EVEN", timing_curve=None, strips=None,
+            output_dir: str = "", context=None) -> job_runner.SceneJob:
+    """Validate the input strips, create the job folder and start the worker.
+
+    ``timing`` spaces the inbetweens of every gap whose first key strip says "As All Gaps" (its
+    Frameweaver timing); "CUSTOM" follows ``timing_curve``: (x, y) points or a node group made by
+    Add Timing Curve. Keys' Guide Masks become guide point pairs (operators/guides.py).
+    """
     job_runner.refuse_if_busy(scene)
     if mode == "RETIME":
         source = strips[0] if strips else retime_strip(scene)
@@ -174,11 +186,14 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
         if mode == "RETIME":
             frames = strip_io.clip_frames(source, folder)
             names, paths = [f"frame {frame}" for frame, _ in frames], [path for _, path in frames]
-            plan = plan_retime(compat.left_handle(source), len(paths), ratio)
+            plan, guide_pairs = plan_retime(compat.left_handle(source), len(paths), ratio), {}
         else:
             names, paths = [s.name for s in inputs], [strip_io.key_image(s) for s in inputs]
             keys = [Key(compat.left_handle(s), compat.right_handle(s)) for s in inputs]
             plan = plan_count(keys, count) if mode == "COUNT" else plan_gaps(keys, names)
+            gaps = [timing if s.frameweaver.timing == "ALL" else s.frameweaver.timing for s in inputs[:-1]]
+            plan.frames = retime_frames(plan.frames, gap_timings(gaps, curve_points(timing_curve)))
+            guide_pairs = guides.key_guides([(s.name, s.frameweaver.guide_mask, image_size(s)) for s in inputs])
         channel = strip_io.free_channel(scene.sequence_editor, plan.frame_start, plan.frame_start + len(plan.timeline),
                                         above=max(s.channel for s in inputs))
     except Exception:
@@ -188,6 +203,7 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
         "keys": paths, "frames": plan.frames, "model": model, "fit_sizes": fit_sizes, "flow_scale": flow_scale,
         "high_quality": high_quality, "cuts": cuts, "dedupe": mode == "RETIME" and dedupe,
         "hub": job_runner.hub_settings(context), "output_dir": folder, "prefix": "inbetween",
+        "guides": guide_pairs,
     }
 
     def finish(job):
@@ -196,8 +212,12 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
         strip_io.discard_working_files(folder)
         return strip
 
+    model_label = next((label for name, label, _ in MODELS if name == model), model)
+    ignored_guides = guide_pairs and model not in GUIDED_MODELS
+    guide_note = f"Guide strokes are followed by Key Motion only; {model_label} ignored them" if ignored_guides else ""
+
     def warnings(job):
-        return cut_warning(job.info, names)
+        return ". ".join(note for note in (cut_warning(job.info, names), guide_note) if note)
 
     return job_runner.start(scene, "inbetween", params, title, folder, temporary, finish, context, warnings)
 

@@ -14,7 +14,7 @@ import os
 
 import bpy
 
-from . import compat, job_runner, strip_io
+from . import compat, job_runner, mask_space, strip_io
 
 MOTION_SOURCES = [
     ("HINTS", "Hints", "Motion drawn as open splines in the Mask, spread over the region that may move"),
@@ -57,22 +57,13 @@ def image_size(strip) -> tuple[int, int]:
 
 
 def mask_splines(mask, width: int, height: int) -> tuple[list, list]:
-    """(region polygons, strokes) in pixels from a Mask datablock's splines (y down, as images are).
-
-    Mask space is centred on the frame and scaled by its longer side: (0.5, 0.5) is the
-    centre and a unit spans max(width, height) pixels (checked by rendering a Mask strip).
-    """
-    scale = max(width, height)
-
-    def pixel(co) -> list[float]:
-        return [width / 2 + (co[0] - 0.5) * scale, height / 2 - (co[1] - 0.5) * scale]
-
+    """(region polygons, strokes) in pixels from a Mask datablock's splines (y down, as images are)."""
     polygons, strokes = [], []
     for layer in mask.layers:
         if layer.hide_render:
             continue
         for spline in layer.splines:
-            points = [pixel(p.co) for p in spline.points]
+            points = [mask_space.to_pixels(p.co, width, height) for p in spline.points]
             if spline.use_cyclic and len(points) >= 3:
                 polygons.append(points)
             elif not spline.use_cyclic and len(points) >= 2:

@@ -1,11 +1,11 @@
-"""Small builders shared by the tests: keyframe images, strips and movies."""
+"""Small builders shared by the tests: keyframe images, strips, movies and guide Masks."""
 import os
 
 import bpy
 
 import numpy as np
 
-from nn.imageio import ImageFormat, write_image
+from nn.imageio import ImageFormat, read_image, write_image
 
 
 def gradient_image(height=48, width=64, channels=4, shift=0.0):
@@ -121,3 +121,40 @@ class Unchanged:
         assert after[0] == self.before[0], f"the scene changed: {self.before[0]} -> {after[0]}"
         assert after[1] == self.before[1], f"files changed: {sorted(set(after[1]) ^ set(self.before[1]))}"
         return False
+
+
+def mask_coordinates(x, y, width, height):
+    """Pixels from the top-left corner (y down) to Mask space: centred, a unit spans the longer side."""
+    scale = max(width, height)
+    return (x - width / 2) / scale + 0.5, (height / 2 - y) / scale + 0.5
+
+
+def guide_mask(name, strokes, size=(64, 48), handles="VECTOR", cyclic=False):
+    """A Mask with a layer per stroke name, each holding splines through the given pixel points."""
+    mask = bpy.data.masks.new(name)
+    for stroke, splines in strokes.items():
+        layer = mask.layers.new(name=stroke)
+        for points in splines:
+            spline = layer.splines.new()
+            spline.points.add(len(points) - 1)
+            spline.use_cyclic = cyclic
+            for point, (x, y) in zip(spline.points, points):
+                point.co = mask_coordinates(x, y, *size)
+            for point in spline.points:  # handles follow the neighbours: set once every point is placed
+                point.handle_type = handles
+    return mask
+
+
+def render_mask(scene, mask, width, height, folder):
+    """Blender's own render of a Mask, as a Mask strip in a frame of ``width`` x ``height``: (H, W) coverage."""
+    from conftest import FRAMEWEAVER
+    strips = FRAMEWEAVER.operators.compat.strips(scene.sequence_editor)
+    strip = strips.new_mask(name="rendered mask", mask=mask, channel=1, frame_start=1)
+    render = scene.render
+    render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+    scene.frame_start = scene.frame_end = 1
+    scene.view_settings.view_transform = "Standard"
+    render.image_settings.file_format, render.filepath = "PNG", os.path.join(folder, "mask_")
+    bpy.ops.render.render(animation=True, scene=scene.name)
+    strips.remove(strip)
+    return read_image(os.path.join(folder, "mask_0001.png"))[0][..., 0]

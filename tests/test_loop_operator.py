@@ -5,8 +5,8 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER
-from helpers import gradient_image
+from conftest import FRAMEWEAVER, needs_shared
+from helpers import gradient_image, render_mask
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.loop.hints import rasterize_polygons
 
@@ -41,19 +41,11 @@ def motion_mask(region=((0.1, 0.55), (0.9, 0.55), (0.9, 0.75), (0.1, 0.75)), str
 def test_mask_splines_land_where_blender_renders_them(scene, tmp_path):
     """Our mask-space -> pixel mapping, checked against Blender's own render of the Mask."""
     mask = motion_mask()
-    strip = compat.strips(scene.sequence_editor).new_mask(name="m", mask=mask, channel=1, frame_start=1)
-    render = scene.render
-    render.resolution_x, render.resolution_y, render.resolution_percentage = WIDTH, HEIGHT, 100
-    scene.frame_start = scene.frame_end = 1
-    scene.view_settings.view_transform = "Standard"
-    render.image_settings.file_format, render.filepath = "PNG", str(tmp_path / "mask_")
-    bpy.ops.render.render(animation=True, scene=scene.name)
-    rendered = read_image(str(tmp_path / "mask_0001.png"))[0][..., 0] > 0.5
+    rendered = render_mask(scene, mask, WIDTH, HEIGHT, str(tmp_path)) > 0.5
     polygons, strokes = loop.mask_splines(mask, WIDTH, HEIGHT)
     ours = rasterize_polygons(polygons, WIDTH, HEIGHT) > 0.5
     assert (ours != rendered).mean() < 0.02 and ours.sum() > 200
     assert strokes[0][0][0] < strokes[0][1][0]  # drawn left to right, read left to right
-    compat.strips(scene.sequence_editor).remove(strip)
 
 
 def test_animate_loop_makes_one_looping_strip(scene, seq_ctx, tmp_path):

@@ -4,6 +4,7 @@ import bpy
 import os
 
 from ..operators import compat, stylize
+from ..operators.timing import curve_node
 from ..operators.job_runner import running_job
 from . import previews
 
@@ -42,7 +43,8 @@ class SEQUENCER_PT_frameweaver(SidebarTab, bpy.types.Panel):
             self.layout.label(text="No job running", icon="CHECKMARK")
 
 
-OPERATOR_TO_SETTING = {"model": "inbetween_model", "mode": "inbetween_mode", "count": "inbetween_count"}
+OPERATOR_TO_SETTING = {"model": "inbetween_model", "mode": "inbetween_mode", "count": "inbetween_count",
+                       "timing": "inbetween_timing"}
 
 
 class SEQUENCER_PT_frameweaver_inbetween(SidebarTab, bpy.types.Panel):
@@ -64,13 +66,36 @@ class SEQUENCER_PT_frameweaver_inbetween(SidebarTab, bpy.types.Panel):
             layout.prop(settings, "dedupe")
         else:
             layout.prop(settings, "fit_sizes")
+            self.draw_timing(layout, compat.sequencer_scene(context), settings)
         layout.prop(settings, "cuts")
         layout.prop(settings, "flow_scale")
         layout.prop(settings, "high_quality")
         op = layout.operator("sequencer.frameweaver_generate_inbetweens", icon="SEQUENCE")
         for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps", "dedupe",
-                     "high_quality"):
+                     "high_quality", "timing"):
             setattr(op, name, getattr(settings, OPERATOR_TO_SETTING.get(name, name)))
+        op.timing_curve = settings.inbetween_timing_curve.name if settings.inbetween_timing_curve else ""
+
+    @staticmethod
+    def draw_timing(layout, scene, settings):
+        """Timing for all gaps, the active key's own gap timing and guide strokes, and the custom curve."""
+        layout.prop(settings, "inbetween_timing")
+        key = scene.sequence_editor.active_strip if scene.sequence_editor else None
+        custom = settings.inbetween_timing == "CUSTOM"
+        if key is not None and key.type == "IMAGE":
+            box = layout.box()
+            box.label(text=f"Key: {key.name}", icon="KEYFRAME")
+            box.prop(key.frameweaver, "timing")
+            box.prop(key.frameweaver, "guide_mask")
+            custom = custom or key.frameweaver.timing == "CUSTOM"
+        if not custom:
+            return
+        layout.prop(settings, "inbetween_timing_curve")
+        node = curve_node(settings.inbetween_timing_curve) if settings.inbetween_timing_curve else None
+        if node is None:
+            layout.operator("sequencer.frameweaver_add_timing_curve", icon="FCURVE")
+        else:
+            layout.template_curve_mapping(node, "mapping")
 
 
 class SEQUENCER_PT_frameweaver_style(SidebarTab, bpy.types.Panel):

@@ -1,8 +1,25 @@
-"""Per-scene options shown in the N-panel and passed to the operators."""
+"""Per-scene and per-key-strip options shown in the N-panel and passed to the operators."""
 import bpy
 
 from ..operators.inbetween import CUT_MODES, FLOW_SCALES, FRAME_MODES, MODELS, RETIME_RATES
 from ..operators.loop import MOTION_SOURCES
+from ..operators.timing import TIMINGS, curve_node
+
+
+def has_timing_curve(_settings, node_group) -> bool:
+    return curve_node(node_group) is not None
+
+
+class FrameweaverStripSettings(bpy.types.PropertyGroup):
+    """What one keyframe strip says about the gap after it: kept with the strip through moves, renames and copies."""
+
+    timing: bpy.props.EnumProperty(
+        name="Timing to Next Key", default="ALL",
+        items=[("ALL", "As All Gaps", "The timing chosen for all gaps")] + TIMINGS)
+    guide_mask: bpy.props.PointerProperty(
+        name="Guide Mask", type=bpy.types.Mask,
+        description="Guide strokes drawn over this key: a layer's splines match the same-named layer's on the "
+                    "neighbouring keys (Key Motion follows them)")
 
 
 class FrameweaverSceneSettings(bpy.types.PropertyGroup):
@@ -16,6 +33,11 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     retime_rate: bpy.props.EnumProperty(name="Rate", items=RETIME_RATES, default="2")
     target_fps: bpy.props.FloatProperty(name="Target FPS", default=60.0, min=1.0, max=1000.0)
     dedupe: bpy.props.BoolProperty(name="Skip Repeated Frames", default=True)
+    inbetween_timing: bpy.props.EnumProperty(name="Timing", items=TIMINGS, default="EVEN",
+                                             description="Spacing of the inbetweens in every gap (keys can override)")
+    inbetween_timing_curve: bpy.props.PointerProperty(
+        name="Timing Curve", type=bpy.types.NodeTree, poll=has_timing_curve,
+        description="Custom timing: time through the gap across, the part of the motion done up")
     style_footage: bpy.props.StringProperty(name="Footage", description="Image-sequence or movie strip to stylize")
     style_mask: bpy.props.StringProperty(name="Mask", description="Optional mask strip: stylize only inside it")
     style_seconds: bpy.props.FloatProperty(name="Training Time", default=120.0, min=1.0, max=36000.0,
