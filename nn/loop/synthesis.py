@@ -17,13 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from ..motion.particles import integrate, integrate_reversed
-from ..motion.splat import sample, splat
+from ..motion.splat import MIN_COVERAGE, blur, fill_gaps, sample, splat
 from .hints import extend
 
 DEPTH_FROM_SPEED = 4.0  # where splats overlap, the faster pixel wins by up to e^4 (it is likely in front)
 OUTSIDE_MARGIN = 8  # pixels the field reaches past the mask, so particles leave instead of piling up
-MIN_COVERAGE = 1e-3  # splat weight below which a pixel counts as a hole
-GAP_FILL_STEPS = 2  # a hole up to twice this wide, between particles the field spread apart, is filled
 MAX_DETAIL_GAIN = 2.0  # most the fine detail lost to resampling and blending is boosted back
 
 
@@ -33,18 +31,6 @@ def source_pixels(mask: torch.Tensor) -> torch.Tensor:
     return torch.stack([xs, ys], 1).float()
 
 
-def blur(image: torch.Tensor, taps: list[float]) -> torch.Tensor:
-    """(1, C, H, W) separable blur with normalised ``taps``, edges replicated."""
-    kernel = image.new_tensor(taps) / sum(taps)
-    channels, radius = image.shape[1], len(taps) // 2
-    # Channels-last: PyTorch's CPU depthwise convolution of 3 or 4 channels is about 15x faster in
-    # that layout (720p), and then 3x faster than avg_pool2d; one channel is fastest in avg_pool2d.
-    padded = F.pad(image.contiguous(memory_format=torch.channels_last), (radius, radius, radius, radius),
-                   mode="replicate")
-    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-
-
 def detail(image: torch.Tensor) -> torch.Tensor:
     """(1, C, H, W) detail finer than about 1.2 pixels: the image minus its binomial blur."""
     return image - blur(image, [1, 6, 15, 20, 15, 6, 1])
@@ -52,27 +38,6 @@ def detail(image: torch.Tensor) -> torch.Tensor:
 
 def local_mean(image: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(image, 5, 1, 2, count_include_pad=False)
-
-
-def fill_gaps(total: torch.Tensor, coverage: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Splat sums (1, C, H, W) and weights (1, 1, H, W) with small holes in ``inside`` filled from neighbours.
-
-    Where the field spreads particles more than a pixel apart, bilinear splats leave gaps between
-    them; taking those from the still would stripe the picture. Each step gives every empty
-    pixel the mean of its 3x3 neighbourhood's splats (weights and sums alike, so colours stay
-    normalised), closing gaps up to 2 * GAP_FILL_STEPS pixels wide; wider holes stay holes.
-    """
-    both = torch.cat([total, coverage], 1)  # (1, C + 1, H, W): one pooling moves sums and weights together
-    for _ in range(GAP_FILL_STEPS):
-        empty = (both[:, -1:] <= MIN_COVERAGE) & inside  # outside the region nothing is splatted, nor needed
-        rows, columns = empty[0, 0].any(1).nonzero(), empty[0, 0].any(0).nonzero()
-        if len(rows) == 0:
-            break
-        # Only the box around the holes (and a pixel more, their neighbours) is filtered: holes are few.
-        box = (..., slice(max(int(rows[0]) - 1, 0), int(rows[-1]) + 2),
-               slice(max(int(columns[0]) - 1, 0), int(columns[-1]) + 2))
-        both[box] = torch.where(empty[box], blur(both[box], [1, 1, 1]), both[box])  # a 3x3 box
-    return both[:, :-1], both[:, -1:]
 
 
 class Loop:

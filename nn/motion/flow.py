@@ -54,6 +54,24 @@ class Flow:
         scale = 2.0 if max(height, width) <= 1024 else auto_flow_scale({"size": (width, height)})
         flow, _ = self.interpolator.estimate(motion_view(source, self.is_float), motion_view(target, self.is_float),
                                              0.5, flow_scale=scale)
-        flow = flow.float()
-        motion = flow[:, 0:2] - flow[:, 2:4]  # (mid -> source) - (mid -> target), at mid positions
-        return warp(motion, -flow[:, 2:4])  # at target positions
+        return key_flows(flow.float())[1]
+
+
+def key_flows(mid_flow: torch.Tensor, iterations: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flows between the two frames, (F01 at frame 0's pixels, F10 at frame 1's), each (1, 2, H, W).
+
+    ``mid_flow`` (1, 4, H, W) is RIFE's at t = 0.5: mid -> frame 0 and mid -> frame 1. Their
+    difference is the motion between the frames, at the middle moment's pixels; each frame's
+    pixel x finds the mid pixel m whose flow lands on it, m = x - f(m), by ``iterations``
+    fixed-point steps from m = x - f(x) (one suffices for small motion; large motion needs more).
+    """
+    to_first, to_second = mid_flow[:, 0:2], mid_flow[:, 2:4]
+    motion = to_second - to_first  # frame 0 -> frame 1, at mid positions
+
+    def at_frame(to_frame: torch.Tensor) -> torch.Tensor:
+        back = -to_frame
+        for _ in range(iterations - 1):
+            back = -warp(to_frame, back)
+        return warp(motion, back)
+
+    return at_frame(to_first), -at_frame(to_second)

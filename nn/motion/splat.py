@@ -7,6 +7,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+MIN_COVERAGE = 1e-3  # splat weight below which a pixel counts as a hole
+GAP_FILL_STEPS = 2  # a hole up to twice this wide, between particles the flow spread apart, is filled
+
 
 def sample(field: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Bilinear values (P, C) of ``field`` (1, C, H, W) at pixel positions (P, 2); zero off the frame."""
@@ -38,3 +41,36 @@ def splat(positions: torch.Tensor, weights: torch.Tensor, values: torch.Tensor, 
     accumulated = values.new_zeros(height * width, values.shape[1] + 1).index_add_(0, torch.cat(indices), contribution)
     image = accumulated.T.reshape(1, -1, height, width)  # (1, C + 1, H, W), a channels-last view
     return image[:, :-1], image[:, -1:]
+
+
+def blur(image: torch.Tensor, taps: list[float]) -> torch.Tensor:
+    """(1, C, H, W) separable blur with normalised ``taps``, edges replicated."""
+    kernel = image.new_tensor(taps) / sum(taps)
+    channels, radius = image.shape[1], len(taps) // 2
+    # Channels-last: PyTorch's CPU depthwise convolution of 3 or 4 channels is about 15x faster in
+    # that layout (720p), and then 3x faster than avg_pool2d; one channel is fastest in avg_pool2d.
+    padded = F.pad(image.contiguous(memory_format=torch.channels_last), (radius, radius, radius, radius),
+                   mode="replicate")
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def fill_gaps(total: torch.Tensor, coverage: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Splat sums (1, C, H, W) and weights (1, 1, H, W) with small holes in ``inside`` filled from neighbours.
+
+    Where the field spreads particles more than a pixel apart, bilinear splats leave gaps between
+    them; taking those from the still would stripe the picture. Each step gives every empty
+    pixel the mean of its 3x3 neighbourhood's splats (weights and sums alike, so colours stay
+    normalised), closing gaps up to 2 * GAP_FILL_STEPS pixels wide; wider holes stay holes.
+    """
+    both = torch.cat([total, coverage], 1)  # (1, C + 1, H, W): one pooling moves sums and weights together
+    for _ in range(GAP_FILL_STEPS):
+        empty = (both[:, -1:] <= MIN_COVERAGE) & inside  # outside the region nothing is splatted, nor needed
+        rows, columns = empty[0, 0].any(1).nonzero(), empty[0, 0].any(0).nonzero()
+        if len(rows) == 0:
+            break
+        # Only the box around the holes (and a pixel more, their neighbours) is filtered: holes are few.
+        box = (..., slice(max(int(rows[0]) - 1, 0), int(rows[-1]) + 2),
+               slice(max(int(columns[0]) - 1, 0), int(columns[-1]) + 2))
+        both[box] = torch.where(empty[box], blur(both[box], [1, 1, 1]), both[box])  # a 3x3 box
+    return both[:, :-1], both[:, -1:]
