@@ -5,7 +5,7 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER, needs_shared
+from conftest import FRAMEWEAVER
 from helpers import gradient_image, render_mask
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.loop.hints import rasterize_polygons
