@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,17 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from measures import decode_movie, ffmpeg_interpolate, psnr, quantize, ssim  # noqa: E402
 from nn.imageio import read_image  # noqa: E402
 from nn.inbetween.task import load_model  # noqa: E402
 from nn.worker import TaskContext  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 DATA = SHARED / "data" / "interp"
-FFMPEG_FILTER = "minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1:scd=none"
 
 
 def triplets(set_name: str, workdir: str):
@@ -58,35 +57,9 @@ def movie_triplets(movie: Path, workdir: str, starts):
     if not shutil.which("ffmpeg"):
         print(f"Skipping {movie.name}: ffmpeg is needed to decode it", file=sys.stderr)
         return
-    folder = os.path.join(workdir, movie.stem)
-    os.makedirs(folder, exist_ok=True)
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(movie), os.path.join(folder, "%04d.png")], check=True)
-    frame = lambda index: Path(folder) / f"{index + 1:04d}.png"  # noqa: E731
+    frames = decode_movie(movie, os.path.join(workdir, movie.stem))
     for start in starts:
-        yield f"{movie.stem}/{start + 1}", frame(start), frame(start + 2), frame(start + 1)
-
-
-def quantize(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8).astype(np.float64)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a - b) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Gaussian-window SSIM (11x11, sigma 1.5), data_range 255, mean over colour channels."""
-    x = torch.from_numpy(a).permute(2, 0, 1)[:, None]  # (3, 1, H, W)
-    y = torch.from_numpy(b).permute(2, 0, 1)[:, None]
-    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
-    window = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
-    blur = lambda t: F.conv2d(t, window)  # noqa: E731  valid convolution, as skimage's reference does
-    mx, my = blur(x), blur(y)
-    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return float(s.mean())
+        yield f"{movie.stem}/{start + 1}", frames[start], frames[start + 2], frames[start + 1]
 
 
 def interpolation_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,17 +68,7 @@ def interpolation_error(a: np.ndarray, b: np.ndarray) -> float:
 
 def ffmpeg_middle(a_path: Path, b_path: Path, workdir: str) -> np.ndarray:
     """ffmpeg minterpolate on A,A,B,B at 1 fps; output frame 3 (0-based, t = 1.5 s) is the middle."""
-    listing = os.path.join(workdir, "inputs.txt")
-    with open(listing, "w") as f:
-        for path in (a_path, a_path, b_path, b_path):
-            f.write(f"file '{path}'\nduration 1\n")
-    out = os.path.join(workdir, "out_%03d.png")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-r", "1", "-i", listing,
-                    "-vf", FFMPEG_FILTER, out], check=True)
-    frame = read_image(out % 4)[0]  # ffmpeg numbers its files from 1
-    for name in os.listdir(workdir):
-        os.remove(os.path.join(workdir, name))
-    return frame
+    return ffmpeg_interpolate([a_path, a_path, b_path, b_path], 2, workdir)[3]
 
 
 def methods(weights_dir: str, device, flow_scales: list[float], high_quality: bool):

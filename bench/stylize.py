@@ -32,11 +32,10 @@ import torch.nn.functional as F  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from inbetween import psnr, quantize, ssim  # noqa: E402
+from measures import consistent_flows, pair_errors, psnr, ssim, to8, warping_error  # noqa: E402
 from nn import hub  # noqa: E402
 from nn.imageio import read_image  # noqa: E402
 from nn.motion.flow import Flow  # noqa: E402
-from nn.motion.warp import warp  # noqa: E402
 from nn.stylize.guides import advected_positions, guide_channels  # noqa: E402
 from nn.stylize.infer import propagate  # noqa: E402
 from nn.stylize.train import Keyframe, StyleConfig, Trainer  # noqa: E402
@@ -56,35 +55,6 @@ def load(path: Path, size: tuple[int, int]) -> torch.Tensor:
     """(1, 3, H, W) RGB at size (W, H), area-downscaled as the protocol's smaller size needs."""
     image = torch.from_numpy(read_image(str(path))[0][..., :3]).permute(2, 0, 1)[None]
     return image if image.shape[-2:] == size[::-1] else F.interpolate(image, size=size[::-1], mode="area")
-
-
-def to8(frame: torch.Tensor) -> np.ndarray:
-    return quantize(frame[0].permute(1, 2, 0).numpy().astype(np.float64))
-
-
-def consistent_flows(inputs: list[torch.Tensor], flow: Flow) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per frame pair t, t+1: the flow warping t+1 onto t, and where it passes the forward-backward check."""
-    pairs = []
-    for t in range(len(inputs) - 1):
-        back = flow(inputs[t + 1], inputs[t])  # warp(I_t+1, back) ~ I_t
-        fwd = flow(inputs[t], inputs[t + 1])  # warp(I_t, fwd) ~ I_t+1
-        pairs.append((back, ((back + warp(fwd, back)).norm(dim=1, keepdim=True) <= 1.0).float()))  # (1, 1, H, W)
-    return pairs
-
-
-def pair_errors(outputs: list[torch.Tensor], flows: list[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
-    """|O_t - warp(O_t+1)| in 0..255 per frame pair, where the flow is consistent."""
-    errors = []
-    for t, (back, valid) in enumerate(flows):
-        a = torch.from_numpy(to8(outputs[t])).permute(2, 0, 1)[None].float()
-        b = warp(torch.from_numpy(to8(outputs[t + 1])).permute(2, 0, 1)[None].float(), back)
-        errors.append(float(((a - b).abs() * valid).sum() / (valid.sum() * 3)))
-    return errors
-
-
-def warping_error(outputs: list[torch.Tensor], inputs: list[torch.Tensor], flow: Flow) -> float:
-    """Mean over frame pairs of |O_t - warp(O_t+1)| in 0..255 where the flow is consistent."""
-    return float(np.mean(pair_errors(outputs, consistent_flows(inputs, flow))))
 
 
 def scores(frame: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
