@@ -19,8 +19,14 @@ class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProper
                                                default=(1.0, 0.55, 0.3))
     light_reference: bpy.props.StringProperty(name="Light Reference",
                                               description="Optional image strip whose colours the light moves towards")
+    endless: bpy.props.BoolProperty(name="Endless", description="A clip of any length whose motion never repeats "
+                                    "(at least 48 frames), instead of a seamless loop")
+    seamless: bpy.props.BoolProperty(name="Seamless", description="Endless: end where it starts, so the clip loops too")
+    layers: bpy.props.BoolProperty(name="Layers", description="Also lay the moving region, as its own RGBA strip, over "
+                                   "an untouched copy of the still, to grade or retime it alone")
 
     def prepare(self, context):
         return loop.prepare(compat.sequencer_scene(context), frames=self.frames, dusk=self.dusk,
                             dusk_colour=tuple(self.dusk_colour), light_reference=self.light_reference,
+                            endless=self.endless, seamless=self.seamless, layers=self.layers,
                             context=context, **self.motion_options())

@@ -84,6 +84,14 @@ def points_outside(splines, width: int, height: int) -> int:
     return sum(not (-0.5 <= x <= width + 0.5 and -0.5 <= y <= height + 0.5) for spline in splines for x, y in spline)
 
 
+def free_channel_pair(editor, frame_start: int, frame_end: int, above: int) -> int:
+    """Lowest channel above ``above`` that, with the channel over it, has nothing in [frame_start, frame_end)."""
+    channel = strip_io.free_channel(editor, frame_start, frame_end, above)
+    while (upper := strip_io.free_channel(editor, frame_start, frame_end, channel)) != channel + 1:
+        channel = upper
+    return channel
+
+
 def loop_warnings(info: dict, mask_name: str, off_still: int, width: int, height: int) -> str:
     """What the user should know about a finished loop: hints or Mask points that were ignored."""
     notes = []
@@ -96,9 +104,31 @@ def loop_warnings(info: dict, mask_name: str, off_still: int, width: int, height
     return "; ".join(notes)
 
 
+def add_layers(scene, title: str, still, files: list[str], channel: int, start: int) -> list:
+    """The still's copy on ``channel`` and the moving region's RGBA strip (``files``) alpha-over it, above.
+
+    Both or neither: if the second cannot be made, the first is removed again.
+    """
+    editor = scene.sequence_editor
+    background = compat.strips(editor).new_image(name=f"{title} background", filepath=strip_io.key_image(still),
+                                                 channel=channel, frame_start=start)
+    try:
+        compat.set_duration(background, len(files))
+        for attribute in ("alpha_mode", "color_multiply", "color_saturation"):  # shown as the still is
+            setattr(background, attribute, getattr(still, attribute))
+        background.colorspace_settings.name = still.colorspace_settings.name
+        moving = strip_io.add_image_sequence(scene, f"{title} moving", files, channel + 1, start)
+    except Exception:
+        compat.strips(editor).remove(background)
+        raise
+    moving.blend_type = "ALPHA_OVER"
+    return [background, moving]
+
+
 def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "", mask=None,
             motion_source: str = "HINTS", motion_model: str = "", dusk: float = 0.0,
-            dusk_colour=(1.0, 0.55, 0.3), light_reference: str = "", strip=None, output_dir: str = "",
+            dusk_colour=(1.0, 0.55, 0.3), light_reference: str = "", endless: bool = False,
+            seamless: bool = False, layers: bool = False, strip=None, output_dir: str = "",
             motion_only: bool = False, context=None) -> job_runner.SceneJob:
     """Check the still, region and hints, create the job folder and start rendering the loop.
 
@@ -107,7 +137,9 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     ``motion_source`` "LEARNED" predicts the motion with ``motion_model`` (default: the file
     placed in the weights folder); hints are then not needed, and without a region what moves
     is where the model sees motion. ``light_reference`` names an image strip whose colours the light
-    moves towards, instead of ``dusk_colour``.
+    moves towards, instead of ``dusk_colour``. ``endless`` makes a clip that never repeats (``seamless``: one
+    that still ends where it starts); ``layers`` also lays the moving region, as its own RGBA strip,
+    over an untouched copy of the still, on the two channels above the composite.
     """
     job_runner.refuse_if_busy(scene)
     learned = motion_source == "LEARNED"
@@ -135,6 +167,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     title = f"{'Motion' if motion_only else 'Loop'} {still.name}"
     start = compat.left_handle(still)
     channel = strip_io.free_channel(scene.sequence_editor, start, start + frames, above=still.channel)
+    layer_channel = free_channel_pair(scene.sequence_editor, start, start + frames, above=channel) if layers else 0
     root, temporary = (strip_io.preview_root(), True) if motion_only else strip_io.output_root(output_dir)
     folder = strip_io.new_job_folder(root, title)
     params = {
@@ -142,6 +175,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
         "frames": frames, "speed": speed, "output_dir": folder, "prefix": "loop", "field_only": motion_only,
         "appearance": {"target_rgb": list(dusk_colour), "reference": reference, "strength": dusk} if dusk > 0 else None,
         "motion_source": "learned" if learned else "hints", "motion_model": model,
+        "endless": endless, "seamless": seamless, "layers": layers and not motion_only,
         "hub": job_runner.hub_settings(context),
     }
 
@@ -150,7 +184,17 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
             strip_io.discard_preview(scene.frameweaver.loop_motion_preview)
             scene.frameweaver.loop_motion_preview = job.outputs[0]
             return job.outputs[0]
-        return strip_io.add_image_sequence(scene, title, job.outputs, channel, start)
+        composite = strip_io.add_image_sequence(scene, title, job.outputs, channel, start)
+        if job.info.get("layers"):
+            try:
+                layered = add_layers(scene, title, still, job.info["layers"], layer_channel, start)
+            except Exception:
+                compat.strips(scene.sequence_editor).remove(composite)
+                raise
+            for part in layered:
+                part.select = False
+            composite.select, scene.sequence_editor.active_strip = True, composite
+        return composite
 
     def warnings(job):
         return loop_warnings(job.info, mask.name if mask is not None else "", off_still, width, height)

@@ -222,3 +222,64 @@ def test_training_without_a_folder_of_clips_is_refused(scene, seq_ctx, tmp_path)
     with seq_ctx(scene), pytest.raises(RuntimeError, match="Choose a folder of clips"):
         bpy.ops.sequencer.frameweaver_train_loop_motion(clips=str(tmp_path / "nowhere"))
     assert not (tmp_path / "frameweaver").exists()  # no job folder left behind
+
+
+def render_sequencer(scene, folder, frames):
+    """The sequencer's picture at ``frames`` (8-bit PNG, no view transform, no dither), as arrays."""
+    render = scene.render
+    render.resolution_x, render.resolution_y, render.resolution_percentage = WIDTH, HEIGHT, 100
+    render.use_sequencer, render.dither_intensity = True, 0.0
+    scene.view_settings.view_transform = "Standard"
+    render.image_settings.file_format, render.image_settings.color_mode = "PNG", "RGB"
+    render.image_settings.color_depth = "8"
+    scene.frame_start, scene.frame_end = frames[0], frames[-1]
+    render.filepath = os.path.join(folder, "frame_")
+    bpy.ops.render.render(animation=True, scene=scene.name)
+    return [read_image(render.frame_path(frame=f))[0] for f in frames]
+
+
+def test_layers_alpha_over_the_still_copy_equal_the_composite_in_the_vse(scene, seq_ctx, tmp_path):
+    """Endless + Layers: the moving RGBA strip over the still's copy, rendered by Blender, is the composite."""
+    source, _ = still(scene, str(tmp_path))
+    motion_mask()
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=48, speed=1.5, endless=True,
+                                                          layers=True) == {"FINISHED"}
+    strips = {s.name: s for s in compat.all_strips(scene.sequence_editor)}
+    composite, background, moving = strips["Loop still"], strips["Loop still background"], strips["Loop still moving"]
+    assert scene.sequence_editor.active_strip == composite and len(strips) == 4
+    assert (composite.channel, background.channel, moving.channel) == (2, 3, 4)
+    assert moving.blend_type == "ALPHA_OVER" and len(moving.elements) == len(composite.elements) == 48
+    assert strip_io.key_image(background) == strip_io.key_image(source)
+    assert compat.right_handle(background) == compat.right_handle(moving) == compat.right_handle(composite) == 49
+    shown = [1, 24, 48]
+    layered = render_sequencer(scene, str(tmp_path / "layered"), shown)
+    background.mute = moving.mute = True
+    single = render_sequencer(scene, str(tmp_path / "single"), shown)
+    moved = 0.0
+    for a, b in zip(layered, single):
+        assert np.abs(a - b).max() <= 1 / 255 + 1e-6
+        moved = max(moved, np.abs(b - layered[0]).max())
+    assert moved > 0.05  # the render shows motion, so the comparison is of moving frames
+
+
+@pytest.mark.parametrize("case, message", [
+    ("short endless", "An Endless clip needs at least 48 frames"),
+    ("layers without a region", "so there is nothing to separate"),
+])
+def test_endless_and_layers_refusals_leave_scene_and_files_as_they_were(scene, tmp_path, case, message):
+    still(scene, str(tmp_path))
+    original = read_image(str(tmp_path / "still.png"))[0]
+    mask = motion_mask()
+    options = {"frames": 20, "endless": True}
+    if case == "layers without a region":
+        mask.layers[0].splines.remove(mask.layers[0].splines[0])  # the stroke only, and the model moves things
+        rightward_model(tmp_path / "motion.safetensors")
+        options = {"frames": 2, "layers": True, "motion_source": "LEARNED",
+                   "motion_model": str(tmp_path / "motion.safetensors")}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(Exception, match=message):
+        loop.loop_still(scene, mask=mask, output_dir=str(tmp_path / "out"), **options)
+    assert [s.name for s in compat.all_strips(scene.sequence_editor)] == ["still"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before + ["out"]) and not any((tmp_path / "out").iterdir())
+    assert np.array_equal(read_image(str(tmp_path / "still.png"))[0], original)

@@ -167,6 +167,10 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         layout.prop(settings, "loop_mask")
         layout.prop_search(settings, "loop_mask_strip", editor, collection, icon="MOD_MASK")
         layout.prop(settings, "loop_frames")
+        layout.prop(settings, "loop_endless")
+        if settings.loop_endless:
+            layout.prop(settings, "loop_seamless")
+        layout.prop(settings, "loop_layers")
         layout.prop(settings, "loop_speed")
         layout.prop(settings, "loop_dusk")
         if settings.loop_dusk > 0:
@@ -179,6 +183,7 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         op = loop_motion_options(layout.operator("sequencer.frameweaver_animate_loop", icon="FILE_REFRESH"), settings)
         op.frames, op.dusk, op.dusk_colour = settings.loop_frames, settings.loop_dusk, settings.loop_dusk_colour
         op.light_reference = settings.loop_light_reference
+        op.endless, op.seamless, op.layers = settings.loop_endless, settings.loop_seamless, settings.loop_layers
 
 
 def loop_motion_options(op, settings):

@@ -62,3 +62,7 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     loop_motion_source: bpy.props.EnumProperty(name="Motion", items=MOTION_SOURCES, default="HINTS")
     loop_motion_model: bpy.props.StringProperty(name="Motion Model", subtype="FILE_PATH",
                                                 description="Trained motion model; empty: the weights folder's own")
+    loop_endless: bpy.props.BoolProperty(name="Endless", description="A clip of any length whose motion never repeats")
+    loop_seamless: bpy.props.BoolProperty(name="Seamless", description="Endless: end where it starts, so it loops too")
+    loop_layers: bpy.props.BoolProperty(name="Layers", description="Also the moving region as its own RGBA strip, "
+                                        "over an untouched copy of the still")

@@ -1,14 +1,16 @@
 """Command line, no Blender needed:
 
     python -m nn.loop IMAGE --mask MASK.png --hints HINTS.json --frames 120 --out DIR
-                      [--speed S] [--polygons labelme.json] [--dusk]
+                      [--speed S] [--polygons labelme.json] [--dusk] [--endless [--seamless] [--seed N]] [--layers]
     python -m nn.loop IMAGE --motion-model MODEL.safetensors [--mask MASK.png] --out DIR
 
 Writes DIR/frame_0000.png, frame_0001.png, ... (same format and depth as IMAGE; JPEG becomes
 PNG), never over existing files. HINTS.json is a list of arrows [[x0, y0, x1, y1], ...] in
 pixels; --polygons reads a labelme file: its "hint..." lines are strokes, its polygons the region.
 --motion-model predicts the motion with a model trained by ``python -m nn.loop.train`` instead of
-hints; without a mask, what moves is where the model sees motion.
+hints; without a mask, what moves is where the model sees motion. --endless makes a clip of any
+length (at least 48 frames) whose motion never repeats, --seamless one that also loops. --layers
+also writes DIR/layers/frame_layer_0000.png...: the moving region alone, RGBA, to lay over the still.
 """
 import argparse
 import json
@@ -40,6 +42,10 @@ def parse_args(argv):
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--speed", type=float, default=1.0, help="pixels per frame at the hints (with a motion model: on average over what moves)")
     parser.add_argument("--dusk", action="store_true", help="let the light dim to dusk and back over the loop")
+    parser.add_argument("--endless", action="store_true", help="a clip that never repeats, of any length")
+    parser.add_argument("--seamless", action="store_true", help="with --endless: end where it starts")
+    parser.add_argument("--seed", type=int, default=0, help="with --endless: which of its random motions")
+    parser.add_argument("--layers", action="store_true", help="also write the moving region alone, as RGBA")
     parser.add_argument("--out", required=True)
     parser.add_argument("--device", default="cpu", choices=["auto", "cuda", "mps", "cpu"])
     return parser.parse_args(argv)
@@ -70,6 +76,7 @@ def main(argv=None) -> int:
         "strokes": strokes, "frames": args.frames, "speed": args.speed, "appearance": DUSK if args.dusk else None,
         "output_dir": args.out, "prefix": "frame", "first_number": 0,
         "motion_source": "learned" if args.motion_model else "hints", "motion_model": args.motion_model,
+        "endless": args.endless, "seamless": args.seamless, "seed": args.seed, "layers": args.layers,
     }
     try:
         with torch.inference_mode():

@@ -40,8 +40,10 @@ class LightChange:
     """Frame t -> frame t under the changed light. ``still`` and ``reference`` are (1, C, H, W)."""
 
     def __init__(self, still: torch.Tensor, frames: int, strength: float, is_float: bool,
-                 target_rgb=None, reference: torch.Tensor | None = None):
+                 target_rgb=None, reference: torch.Tensor | None = None, curve=None):
+        """``curve`` maps a frame to a weight in [0, 1] (Endless: one that never repeats); default sin^2."""
         self.frames, self.strength, self.is_float = frames, float(strength), is_float
+        self.curve = curve or (lambda t: math.sin(math.pi * t / self.frames) ** 2)
         self.mean, self.std = statistics(to_display(still[:, :3], is_float))
         if reference is not None:
             self.target_mean, self.target_std = statistics(to_display(reference[:, :3], is_float))
@@ -50,7 +52,7 @@ class LightChange:
             self.target_mean, self.target_std = opponent(colour), self.std
 
     def weight(self, t: int) -> float:
-        return self.strength * math.sin(math.pi * t / self.frames) ** 2
+        return self.strength * self.curve(t)
 
     def __call__(self, frame: torch.Tensor, t: int) -> torch.Tensor:
         weight = self.weight(t)

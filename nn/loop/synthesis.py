@@ -8,21 +8,25 @@ particles must start to arrive home at frame N) and blends the two with weights 
 t / N: at times 0 and N both are the still, so the last frame flows into the first, and each
 direction fills the other's holes. Frames are rendered at times 1/2, 3/2, ..., N - 1/2. Pixels
 outside the mask are the still's, exactly.
+
+The same blend runs between any two *anchors*, times at which the clip passes through the still:
+an Endless clip (``endless``) is a chain of such stretches under a field that evolves over time,
+so no particle ever travels further from the still than one stretch.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..motion.particles import integrate, integrate_reversed
-from ..motion.splat import MIN_COVERAGE, blur, fill_gaps, sample, splat
+from ..motion.particles import Field, field_at, integrate, integrate_reversed
+from ..motion.splat import MIN_COVERAGE, fill_gaps, sample, splat
 from .hints import extend
 
 DEPTH_FROM_SPEED = 4.0  # where splats overlap, the faster pixel wins by up to e^4 (it is likely in front)
 OUTSIDE_MARGIN = 8  # pixels the field reaches past the mask, so particles leave instead of piling up
-MAX_DETAIL_GAIN = 2.0  # most the fine detail lost to resampling and blending is boosted back
+DETAIL_GAIN = (0.5, 4.0)  # the range the finest detail may be scaled by to give back the still's energy
 
 
 def source_pixels(mask: torch.Tensor) -> torch.Tensor:
@@ -32,32 +36,62 @@ def source_pixels(mask: torch.Tensor) -> torch.Tensor:
 
 
 def detail(image: torch.Tensor) -> torch.Tensor:
-    """(1, C, H, W) detail finer than about 1.2 pixels: the image minus its binomial blur."""
-    return image - blur(image, [1, 6, 15, 20, 15, 6, 1])
+    """(1, C, H, W) the finest detail: each pixel minus the mean of its four neighbours (edges replicated).
+
+    This is the band that a sub-pixel splat and a blend of two textures lose most, and that the
+    Laplacian, our sharpness measure, weighs most.
+    """
+    channels = image.shape[1]
+    kernel = image.new_tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]]).expand(channels, 1, 3, 3)
+    return image - F.conv2d(F.pad(image, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
 
 
 def local_mean(image: torch.Tensor) -> torch.Tensor:
-    return F.avg_pool2d(image, 5, 1, 2, count_include_pad=False)
+    """(1, 1, H, W) mean over channels and a 5x5 neighbourhood."""
+    return F.avg_pool2d(image.mean(1, keepdim=True), 5, 1, 2, count_include_pad=False)
+
+
+def restore_detail(frame: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+    """``frame`` (1, C, H, W) with its finest detail scaled until its local energy is ``energy`` (1, 1, H, W).
+
+    Scaling the detail d by g does not scale the detail measured afterwards by g: that is
+    d + (g - 1) detail(d). So g - 1 is solved from the quadratic |d + u detail(d)|^2 = energy
+    per 5x5 neighbourhood (the nearer root; the closest it can get where none is real).
+    """
+    fine = detail(frame)
+    finer = detail(fine)
+    a, b, c = local_mean(finer * finer), local_mean(fine * finer), local_mean(fine * fine)
+    u = (-b + (b * b + a * (energy - c)).clamp(min=0).sqrt()) / a.clamp(min=1e-12)
+    low, high = DETAIL_GAIN
+    return frame + u.clamp(low - 1, high - 1) * fine
 
 
 class Loop:
-    """The N frames of a loop, rendered in order by iterating: ``for frame in Loop(...)``.
+    """The frames of a loop, rendered in order by iterating: ``for frame in Loop(...)``.
 
     ``still`` (1, C, H, W), any C: alpha travels with the colour. ``mask`` (1, 1, H, W) is 1 where
-    pixels may move; ``velocity`` (1, 2, H, W) in pixels per frame. Memory: a few sets of particle
-    positions, 8 bytes per masked pixel each (``integrate_reversed`` keeps about 2 * sqrt(N) sets).
+    pixels may move; ``velocity`` in pixels per frame: a (1, 2, H, W) tensor, or a field that
+    evolves over time (``endless.EvolvingField``). ``anchors`` are the times at which the clip
+    passes through the still (default 0 and ``frames``, a seamless loop); they may run past
+    ``frames``, which then cuts the clip. Memory: a few sets of particle positions, 8 bytes per
+    masked pixel each (``integrate_reversed`` keeps about 2 * sqrt(stretch) sets).
     """
 
-    def __init__(self, still: torch.Tensor, mask: torch.Tensor, velocity: torch.Tensor, frames: int):
+    def __init__(self, still: torch.Tensor, mask: torch.Tensor, velocity: Field, frames: int,
+                 anchors: Sequence[int] | None = None):
         self.still, self.frames = still, frames
+        self.anchors = list(anchors) if anchors is not None else [0, frames]
         self.inside = mask > 0
-        self.velocity = extend(velocity, self.inside, steps=OUTSIDE_MARGIN)
+        if isinstance(velocity, torch.Tensor):
+            self.velocity = extend(velocity, self.inside, steps=OUTSIDE_MARGIN)
+        else:
+            self.velocity = velocity.extended(self.inside, OUTSIDE_MARGIN)
         self.start = source_pixels(mask)
-        # Each particle carries its colour and the energy of the still's fine detail around it, so
-        # every frame knows how much detail it should have (bilinear splats and blends lose some).
+        # Each particle carries its colour and the energy of the still's finest detail around it,
+        # so every frame knows how much detail it should have (bilinear splats and blends lose some).
         energy = detail(still).pow(2).mean(1, keepdim=True)  # (1, 1, H, W)
         self.values = sample(torch.cat([still, energy], 1), self.start)  # exact: pixel centres
-        speed = sample(velocity, self.start).norm(dim=1)
+        speed = sample(field_at(self.velocity, 0), self.start).norm(dim=1)
         self.depth = torch.exp(DEPTH_FROM_SPEED * speed / speed.max().clamp(min=1e-6))  # (P,)
 
     def render(self, layers) -> torch.Tensor:
@@ -77,10 +111,7 @@ class Loop:
         frame = torch.where(moving, splatted[:, :channels], self.still)
         # Give the detail back the energy its particles brought (Heitz & Neyret 2018 restore
         # variance after blending textures alike): bilinear splats and the two-way blend lose some.
-        fine = detail(frame)
-        present = local_mean(fine.pow(2).mean(1, keepdim=True))
-        gain = (local_mean(splatted[:, channels:]) / present.clamp(min=1e-10)).sqrt().clamp(1.0, MAX_DETAIL_GAIN)
-        restored = frame + (gain - 1) * fine
+        restored = restore_detail(frame, local_mean(splatted[:, channels:]))
         return torch.where(moving, restored, self.still)
 
     def __len__(self) -> int:
@@ -90,11 +121,19 @@ class Loop:
         # Frames sit half a step off the integer times (t + 1/2): then no frame is the still
         # itself, every frame is resampled alike, and the jump from the last frame to the first
         # is one ordinary step (with frame 0 the exact still, that jump was 5-9% larger).
-        n = self.frames
-        # Frame t blends the particles t steps forward with those n - t - 1 steps backward.
-        backward = integrate_reversed(self.velocity, self.start, n - 1, sign=-1.0)
-        for t, (forward, home) in enumerate(zip(integrate(self.velocity, self.start, n - 1), backward)):
-            ahead = forward + 0.5 * sample(self.velocity, forward)
-            behind = home - 0.5 * sample(self.velocity, home)
-            time = t + 0.5
-            yield self.render([(ahead, (n - time) / n), (behind, time / n)])
+        for begin, end in zip(self.anchors[:-1], self.anchors[1:]):
+            if begin >= self.frames:
+                return
+            length = end - begin
+            # Frame t blends the particles t - begin steps on from the still at ``begin`` with those
+            # end - t - 1 steps back from the still at ``end``; both move with the field of time t.
+            forward = integrate(self.velocity, self.start, length - 1, time=begin)
+            backward = integrate_reversed(self.velocity, self.start, length - 1, sign=-1.0, time=end)
+            for t, (ahead, home) in enumerate(zip(forward, backward), begin):
+                if t >= self.frames:
+                    return
+                field = field_at(self.velocity, t)
+                ahead = ahead + 0.5 * sample(field, ahead)
+                behind = home - 0.5 * sample(field, home)
+                time = t + 0.5
+                yield self.render([(ahead, (end - time) / length), (behind, (time - begin) / length)])

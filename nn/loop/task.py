@@ -1,5 +1,9 @@
 """Worker task ``loop``: animate a still into a seamless loop of N frames, written in order.
 
+``endless`` makes a clip of any length that never repeats instead (``endless.py``), optionally
+``seamless`` as well; ``layers`` also writes the moving region alone, as RGBA frames whose alpha is
+the mask feathered outwards, to lay over an untouched copy of the still.
+
 The user marks what may move (a mask image and/or polygons) and how (arrows and strokes);
 ``hints`` turns that into one static velocity field, ``synthesis`` renders the loop by symmetric
 splatting, and ``appearance`` optionally changes the light over it. Alpha is splatted along with
@@ -20,12 +24,14 @@ from ..imageio import ImageFormat, read_image, write_image
 from ..inbetween.task import output_format, to_pixels, to_tensor
 from ..worker import TaskError
 from .appearance import LightChange
+from .endless import WINDOW, endless_motion
 from .motion_net import load_predictor, predict_velocity
 from .hints import all_arrows, arrows_in_mask, rasterize_polygons, velocity_field
 from .preview import field_arrows
 from .synthesis import Loop
 
 MIN_SIDE = 32
+FEATHER = 3  # pixels over which a layer's alpha falls from 1 at the region's edge to 0 outside it
 PREDICTED_MOTION = 0.25  # without a mask, pixels moving at this share of the fast end of the model's field move
 
 
@@ -69,7 +75,7 @@ def straight(image: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.where(alpha > 1e-6, image[:, :-1] / alpha.clamp(min=1e-6), 0.0), alpha], 1)
 
 
-def check_inputs(params: dict, width: int, height: int) -> None:
+def check_inputs(params: dict, width: int, height: int, channels: int) -> None:
     has_mask = has_region(params)
     has_hints = bool(params.get("hints") or params.get("strokes"))
     learned = params.get("motion_source", "hints") == "learned"  # the model supplies hints and, if need be, the mask
@@ -81,6 +87,30 @@ def check_inputs(params: dict, width: int, height: int) -> None:
         raise TaskError(f"The image is {width}x{height}; a loop needs at least {MIN_SIDE} pixels on each side.")
     if int(params.get("frames", 0)) < 2:
         raise TaskError(f"A loop needs at least 2 frames (got {params.get('frames')}).")
+    if params.get("endless") and int(params["frames"]) < WINDOW:
+        raise TaskError(f"An Endless clip needs at least {WINDOW} frames, one window between two passes through "
+                        f"the still (got {params['frames']}). Make it longer, or turn Endless off for a short loop.")
+    if params.get("layers"):
+        if not has_mask:
+            raise TaskError("Layers separate the region that may move from the still, and no region was given (a "
+                            "closed spline in the Mask, or a mask image), so there is nothing to separate. Draw the "
+                            "region, or turn Layers off.")
+        if params.get("appearance") and float(params["appearance"].get("strength", 0)) > 0:
+            raise TaskError("Layers lay the moving region over an untouched copy of the still, but a light change "
+                            "alters the whole picture. Turn the light change off, or turn Layers off.")
+        if channels in (2, 4):
+            raise TaskError("Layers need an opaque still: laid over a copy of a transparent still, the moving layer "
+                            "would show the copy through its own transparent parts. Turn Layers off for this still.")
+
+
+def feathered(mask: torch.Tensor) -> torch.Tensor:
+    """(1, 1, H, W) alpha: 1 on ``mask`` (1, 1, H, W), falling linearly to 0 over FEATHER pixels outside it.
+
+    Feathered outwards only: every pixel that can move stays opaque, and outside the region the
+    layer shows the still's own pixels, so the layer over the still is the composite exactly.
+    """
+    grown = [F.max_pool2d(mask, 2 * k + 1, 1, k) for k in range(FEATHER + 1)]
+    return sum(grown) / len(grown)
 
 
 def hinted_motion(params: dict, still: torch.Tensor, mask: np.ndarray, speed: float) -> tuple[torch.Tensor, dict]:
@@ -121,7 +151,7 @@ def learned_motion(params: dict, still: torch.Tensor, mask: np.ndarray | None, s
     return velocity, mask, {"motion_model": path, "predicted_speed": round(mean, 4)}
 
 
-def light_change(params: dict, still: torch.Tensor, is_float: bool, ctx) -> LightChange | None:
+def light_change(params: dict, still: torch.Tensor, is_float: bool, ctx, curve=None) -> LightChange | None:
     settings = params.get("appearance")
     if not settings or float(settings.get("strength", 0)) <= 0:
         return None
@@ -135,13 +165,13 @@ def light_change(params: dict, still: torch.Tensor, is_float: bool, ctx) -> Ligh
     elif settings.get("target_rgb") is None:
         raise TaskError("A light change needs a target colour or a reference image.")
     return LightChange(still, int(params["frames"]), float(settings["strength"]), is_float,
-                       target_rgb=settings.get("target_rgb"), reference=reference)
+                       target_rgb=settings.get("target_rgb"), reference=reference, curve=curve)
 
 
 def run(params: dict, ctx) -> tuple[list[str], dict]:
     pixels, still_format = read_image(params["image"])
     height, width = pixels.shape[:2]
-    check_inputs(params, width, height)
+    check_inputs(params, width, height, pixels.shape[2])
     frames, speed = int(params["frames"]), float(params.get("speed", 1.0))
     fmt = output_format(still_format)
     mask = motion_mask(params, width, height)
@@ -155,7 +185,12 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     velocity = velocity.to(ctx.device)
     mask_tensor = torch.from_numpy(mask)[None, None].float().to(ctx.device)
     mean_speed = float(velocity.norm(dim=1)[0][mask_tensor[0, 0] > 0].mean()) if mask.any() else 0.0
-    light = light_change(params, still, fmt.is_float, ctx)
+    has_alpha = still.shape[1] in (2, 4)
+    endless = bool(params.get("endless"))
+    field, times, curve = velocity, None, None
+    if endless:
+        field, times, curve = endless_motion(velocity, frames, bool(params.get("seamless")), int(params.get("seed", 0)))
+    light = light_change(params, still, fmt.is_float, ctx, curve)
 
     out_dir, prefix = params["output_dir"], params.get("prefix", "loop")
     os.makedirs(out_dir, exist_ok=True)
@@ -164,19 +199,31 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     info = {"width": width, "height": height, "frames": frames, "mean_speed": round(mean_speed, 4),
             "moving_fraction": round(float(mask.mean()), 4), "motion_field": arrows_path,
             **notes}
+    if endless:
+        info["anchors"] = [t for t in times if t <= frames]
     if params.get("field_only"):
         return [arrows_path], info
     ctx.progress(0.0, "Following the motion", preview=arrows_path)
     first_number = int(params.get("first_number", 1))  # the command line counts from 0
-    outputs = []
-    has_alpha = still.shape[1] in (2, 4)
+    outputs, layers = [], []
     inside = mask_tensor > 0
+    if params.get("layers"):
+        layer_dir = os.path.join(out_dir, "layers")
+        os.makedirs(layer_dir, exist_ok=True)
+        alpha = feathered(mask_tensor)
+        layer_format = ImageFormat(fmt.extension, fmt.pixel_type, still.shape[1] + 1)
     with torch.inference_mode():
-        for t, frame in enumerate(Loop(premultiplied(still) if has_alpha else still, mask_tensor, velocity, frames)):
+        loop = Loop(premultiplied(still) if has_alpha else still, mask_tensor, field, frames, times)
+        for t, frame in enumerate(loop):
             frame = torch.where(inside, straight(frame), still) if has_alpha else frame  # outside: bit for bit
             frame = light(frame, t) if light else frame
             path = os.path.join(out_dir, f"{prefix}_{first_number + t:04d}{fmt.extension}")
             write_image(path, to_pixels(frame), fmt)
             outputs.append(path)
+            if params.get("layers"):
+                layers.append(os.path.join(layer_dir, f"{prefix}_layer_{first_number + t:04d}{fmt.extension}"))
+                write_image(layers[-1], to_pixels(torch.cat([frame, alpha], 1)), layer_format)
             ctx.progress((t + 1) / frames, f"Frame {t + 1} of {frames}", preview=path)
+    if layers:
+        info["layers"] = layers
     return outputs, {**info, "format": fmt.extension, "pixel_type": fmt.pixel_type}
