@@ -1,8 +1,11 @@
 """Command line, no Blender needed:
 
     python -m nn.inbetween A.png B.png --times 0.25 0.5 0.75 --model rife-v4.25 --out DIR
+    python -m nn.inbetween K0.png K1.png K2.png ... --count N --model keymotion --out DIR
 
-Writes DIR/<stem of A>_t0.250.png (same format and depth as A; JPEG becomes PNG).
+Writes DIR/<stem of the gap's first key>_t0.250.png (same format and depth as the keys; JPEG
+becomes PNG): the given times between two keys, or N evenly timed inbetweens in every gap.
+Key Motion uses all the keys for motion (paths are smooth through each key).
 Weights come from --weights FILE, else --weights-dir/<model>/<file>, else the Hub cache.
 """
 import argparse
@@ -13,16 +16,20 @@ import torch
 
 from ..cli import add_runtime_arguments, hub_settings, run_command, task_context
 from ..imageio import read_image, write_image
+from .keymotion import KeyMotion
 from .task import load_model, output_format, to_pixels, to_tensor
 
+MODELS = ["rife-v4.25", "rife-hdv3", "keymotion", "blend"]
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m nn.inbetween", description=__doc__.split("\n\n")[0])
-    parser.add_argument("first")
-    parser.add_argument("second")
-    parser.add_argument("--times", type=float, nargs="+", default=[0.5])
-    parser.add_argument("--model", default="rife-v4.25", choices=["rife-v4.25", "rife-hdv3", "blend"])
+    parser.add_argument("keys", nargs="+", metavar="KEY", help="two or more keyframes, in order")
+    timing = parser.add_mutually_exclusive_group()
+    timing.add_argument("--times", type=float, nargs="+", help="times strictly between 0 and 1 (two keys only; "
+                                                               "default 0.5)")
+    timing.add_argument("--count", type=int, help="evenly timed inbetweens per gap")
+    parser.add_argument("--model", default="rife-v4.25", choices=MODELS)
     parser.add_argument("--out", required=True)
     parser.add_argument("--weights", help="a local checkpoint (.safetensors, or a legacy .pkl/.pth of tensors)")
     add_runtime_arguments(parser)
@@ -31,14 +38,32 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def gap_times(args) -> list[list[float]]:
+    """The times of each gap's inbetweens; exits with a message on a bad request."""
+    gaps = len(args.keys) - 1
+    if gaps < 1:
+        sys.exit("Give at least two keyframes")
+    if args.count is not None:
+        if args.count < 1:
+            sys.exit("--count must be at least 1")
+        return [[j / (args.count + 1) for j in range(1, args.count + 1)]] * gaps
+    if args.times is not None and gaps > 1:
+        sys.exit("--times works with two keyframes; for more, use --count")
+    times = args.times or [0.5]
+    if any(not 0.0 < t < 1.0 for t in times):
+        sys.exit("--times must lie strictly between 0 and 1")
+    return [times]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if any(not 0.0 < t < 1.0 for t in args.times):
-        sys.exit("--times must lie strictly between 0 and 1")
-    first, fmt = read_image(args.first)
-    second, _ = read_image(args.second)
-    if first.shape != second.shape:
-        sys.exit(f"The images differ in size or channels: {first.shape} and {second.shape}")
+    times = gap_times(args)
+    images = [read_image(path) for path in args.keys]
+    (first, fmt) = images[0]
+    for path, (pixels, _) in zip(args.keys[1:], images[1:]):
+        if pixels.shape != first.shape:
+            sys.exit(f"{os.path.basename(path)} differs from {os.path.basename(args.keys[0])} in size or channels: "
+                     f"{pixels.shape} and {first.shape}")
     ctx = task_context(args)
     params = {
         "model": args.model, "weights_file": args.weights, "flow_scale": args.flow_scale,
@@ -48,13 +73,18 @@ def main(argv=None) -> int:
     model = load_model(params, ctx)
     out_fmt = output_format(fmt)
     os.makedirs(args.out, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(args.first))[0]
-    key_a, key_b = to_tensor(first, ctx.device), to_tensor(second, ctx.device)
+    keys = [to_tensor(pixels, ctx.device) for pixels, _ in images]
     with torch.inference_mode():
-        for t in args.times:
-            path = os.path.join(args.out, f"{stem}_t{t:.3f}{out_fmt.extension}")
-            write_image(path, to_pixels(model(key_a, key_b, t, out_fmt.is_float)), out_fmt)
-            print(path)
+        if isinstance(model, KeyMotion):  # one motion per gap, through all the keys
+            make = model.sequence(keys, times, out_fmt.is_float).frame
+        else:
+            make = lambda a, b, t: model(keys[a], keys[b], t, out_fmt.is_float)  # noqa: E731
+        for gap, (path, times_of_gap) in enumerate(zip(args.keys, times)):
+            stem = os.path.splitext(os.path.basename(path))[0]
+            for t in times_of_gap:
+                out = os.path.join(args.out, f"{stem}_t{t:.3f}{out_fmt.extension}")
+                write_image(out, to_pixels(make(gap, gap + 1, t)), out_fmt)
+                print(out)
     return 0
 
 

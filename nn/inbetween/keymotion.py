@@ -1,10 +1,11 @@
 """Key Motion (model "keymotion"): inbetweens for keys far apart, from one motion per gap.
 
 The motion between two keys is estimated once per gap, both ways: F01 on key a's pixels and
-F10 on key b's, from RIFE v4.25's flow at the middle moment (``nn.motion.flow.key_flows``) at
-several pyramid scales. Coarse scales find large displacements that the fine one misses, fine
-ones keep detail; each pixel takes the scale whose two flows agree best (forward-backward
-consistency over a small window). Every inbetween then splats both keys forward along their
+F10 on key b's, from RIFE v4.25's flow at the middle moment (``nn.motion.flow.key_flows``).
+Candidates: the network at full scale (detail), a global block search on a coarse copy refined
+by the network on the keys pre-warped by it (``nn.motion.search``: displacements of up to half
+the frame), and the network at coarser scales. Each pixel takes the candidate whose two flows
+agree best and whose warp matches best, over a small window. Every inbetween then splats both keys forward along their
 pixels' paths (``nn.motion.trajectory``: straight and even between two keys, C1 through several)
 by softmax splatting (Niklaus & Liu 2020): where pixels land on one another, the one that matches
 the other key wins, so what that key occludes gives way. The two splats are normalised apart and
@@ -22,15 +23,20 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from ..motion.flow import key_flows, motion_view
+from ..motion.search import block_search
+from ..motion.flow import auto_flow_scale, key_flows, motion_view
 from ..motion.splat import MIN_COVERAGE, fill_gaps, splat
 from ..motion.trajectory import hermite, key_velocity
 from ..motion.warp import warp
 
 FLOW_SCALES = (1.0, 0.5, 0.25)  # RIFE pyramid scales tried per gap (Flow Scale set by the user: that one only)
 MID_ITERATIONS = 3  # fixed-point steps moving the middle moment's flow to each key's pixels
-CHOICE_WINDOW = 9  # pixels over which a scale's consistency is judged
+CHOICE_WINDOW = 9  # pixels over which a candidate flow's error is judged
+MISMATCH_PIXELS = 50.0  # a candidate's error: forward-backward miss in pixels + this * brightness mismatch in [0, 1]
+RANK_PENALTY = 0.25  # each candidate after the first must be this much better (fine detail first)
 SPLAT_SHARPNESS = 10.0  # softmax splatting weight exp(-10 * brightness-constancy error), error in [0, 1]
+DEPTH_FROM_MOTION = 4.0  # a pixel moving unlike the frame's dominant motion outweighs one that follows it by up to e^4
+DEPTH_PIXELS = 4.0  # ... relative to the fastest (99th percentile), or to this many pixels when all is slow
 MAX_SPLAT_ERROR = 0.5  # so a weight never falls below e^-5 and a badly matched pixel still fills a hole
 TRUST_PIXELS = 2.0  # a pixel whose two flows disagree by this many pixels counts e^-1 as much in the blend
 MIN_TRUST = 1e-2
@@ -65,61 +71,85 @@ def pick_per_pixel(candidates: list[torch.Tensor], errors: list[torch.Tensor]) -
 
 
 def guided(flow: torch.Tensor, points: torch.Tensor, displacements: torch.Tensor) -> torch.Tensor:
-    """``flow`` (1, 2, H, W) bent to move each guide point (G, 2) by exactly its displacement (G, 2).
+    """``flow`` (1, 2, H, W) taken over near the guide points (G, 2) by their displacements (G, 2).
 
-    The flow's miss at each point is spread by inverse-distance weights (exact at the points) and
-    faded out with distance, so far from the guides the estimated flow stays.
+    The guides' displacements are spread by inverse-distance weights (exact at the points) and
+    blended in with a Gaussian falloff of ``GUIDE_REACH``, so a point moves by exactly what its
+    guide says, what lies between guides moves as they do, and far from them the estimated flow
+    stays. The user's word wins over brightness: guides hold where the picture changes too much to match.
     """
     height, width = flow.shape[-2:]
     ys, xs = torch.meshgrid(torch.arange(height, dtype=flow.dtype), torch.arange(width, dtype=flow.dtype),
                             indexing="ij")
     pixels = torch.stack([xs, ys], -1).reshape(-1, 1, 2)  # (HW, 1, 2)
-    at_points = flow[0, :, points[:, 1].round().long().clamp(0, height - 1),
-                     points[:, 0].round().long().clamp(0, width - 1)].T  # (G, 2)
-    miss = displacements - at_points
     distance2 = (pixels - points[None]).pow(2).sum(-1)  # (HW, G)
     shares = 1.0 / (distance2 + 1e-6)
-    shares = shares / shares.sum(1, keepdim=True)
+    spread = (shares / shares.sum(1, keepdim=True)) @ displacements  # (HW, 2)
     reach2 = (GUIDE_REACH * (height ** 2 + width ** 2) ** 0.5) ** 2
-    fade = torch.exp(-distance2.min(1).values / (2 * reach2))  # (HW,)
-    correction = (shares @ miss) * fade[:, None]  # (HW, 2)
-    return flow + correction.T.reshape(1, 2, height, width)
+    fade = torch.exp(-distance2.min(1).values / (2 * reach2))[:, None]  # (HW, 1), 1 at the points
+    return flow * (1 - fade.T.reshape(1, 1, height, width)) + (spread * fade).T.reshape(1, 2, height, width)
 
 
 class KeyMotion:
     """The "keymotion" model: ``inbetween(keys, times, is_float, guides)`` for a whole sequence of keys,
     or ``model(key_a, key_b, t, is_float)`` for one frame of a lone gap, like the other models."""
 
-    def __init__(self, interpolator, flow_scale: float = 0.0):
+    def __init__(self, interpolator, flow_scale: float = 0.0, size: tuple[int, int] | None = None):
+        """``flow_scale`` > 0 uses that pyramid scale only; 0 tries ``FLOW_SCALES``, halved at 2K and above."""
         self.interpolator = interpolator
-        self.flow_scales = (flow_scale,) if flow_scale > 0 else FLOW_SCALES
+        if flow_scale > 0:
+            self.flow_scales = (flow_scale,)
+        else:
+            base = auto_flow_scale({"size": size or (0, 0)})
+            self.flow_scales = tuple(dict.fromkeys(max(base * s, min(FLOW_SCALES)) for s in FLOW_SCALES))
 
     def motion(self, key_a: torch.Tensor, key_b: torch.Tensor, is_float: bool, guides=None) -> GapMotion:
         """Both flows of a gap, chosen per pixel among the pyramid scales; ``guides`` [[x0, y0, x1, y1], ...]."""
         view_a, view_b = motion_view(key_a, is_float).float(), motion_view(key_b, is_float).float()
-        forwards, backwards = [], []
-        for scale in self.flow_scales:
+        # Candidates, finest first: the network at full scale, the global search refined by it, coarser scales.
+        mid_flow, _ = self.interpolator.estimate(view_a, view_b, 0.5, flow_scale=self.flow_scales[0])
+        candidates = [key_flows(mid_flow.float(), MID_ITERATIONS),
+                      (self.refined(view_a, view_b, block_search(view_a, view_b)),
+                       self.refined(view_b, view_a, block_search(view_b, view_a)))]
+        for scale in self.flow_scales[1:]:
             mid_flow, _ = self.interpolator.estimate(view_a, view_b, 0.5, flow_scale=scale)
-            forward, backward = key_flows(mid_flow.float(), MID_ITERATIONS)
-            forwards.append(forward)
-            backwards.append(backward)
-        candidates = list(zip(forwards, backwards))
-        forward, _ = pick_per_pixel(forwards, [consistency_error(f, b) for f, b in candidates])
-        backward, _ = pick_per_pixel(backwards, [consistency_error(b, f) for f, b in candidates])
+            candidates.append(key_flows(mid_flow.float(), MID_ITERATIONS))
+        forwards, backwards = [f for f, _ in candidates], [b for _, b in candidates]
+
+        def error(flow, reverse, view, other, rank):  # pixels; later candidates must be clearly better
+            mismatch = (view - warp(other, flow)).abs().mean(1, keepdim=True)
+            return (consistency_error(flow, reverse) + MISMATCH_PIXELS * mismatch) * (1 + RANK_PENALTY * rank)
+
+        ea = [error(f, b, view_a, view_b, rank) for rank, (f, b) in enumerate(candidates)]
+        eb = [error(b, f, view_b, view_a, rank) for rank, (f, b) in enumerate(candidates)]
+        forward, _ = pick_per_pixel(forwards, ea)
+        backward, _ = pick_per_pixel(backwards, eb)
         if guides:
             points = torch.tensor(guides, dtype=forward.dtype).reshape(-1, 4)
             forward = guided(forward, points[:, :2], points[:, 2:] - points[:, :2])
             backward = guided(backward, points[:, 2:], points[:, :2] - points[:, 2:])
 
-        def splat_weight(view, other, flow):  # brightness constancy: a pixel hidden in the other key matches badly
+        def splat_weight(view, other, flow):
+            # Brightness constancy: a pixel hidden in the other key matches badly. Depth order: what moves
+            # unlike most of the frame (the camera) is likely in front, and covers what it lands on.
             error = (view - warp(other, flow)).abs().mean(1, keepdim=True).clamp(max=MAX_SPLAT_ERROR)
-            return torch.exp(-SPLAT_SHARPNESS * error)
+            dominant = flow.flatten(2).median(2).values[..., None, None]  # (1, 2, 1, 1)
+            apart = (flow - dominant).norm(dim=1, keepdim=True)
+            fastest = torch.quantile(apart.flatten()[::max(apart.numel() // 65536, 1)], 0.99).clamp(min=DEPTH_PIXELS)
+            return torch.exp(-SPLAT_SHARPNESS * error + DEPTH_FROM_MOTION * (apart / fastest).clamp(max=1.0))
 
         def trust(flow, reverse):
             return torch.exp(-consistency_error(flow, reverse) / TRUST_PIXELS).clamp(min=MIN_TRUST)
 
         return GapMotion(forward, backward, splat_weight(view_a, view_b, forward), splat_weight(view_b, view_a, backward),
                          trust(forward, backward), trust(backward, forward))
+
+    def refined(self, source: torch.Tensor, target: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """Flow (1, 2, H, W) at ``source``'s pixels to ``target``: ``coarse`` refined by the network's
+        estimate between ``source`` and ``target`` pre-warped by it, which leaves only a small motion."""
+        mid_flow, _ = self.interpolator.estimate(source, warp(target, coarse), 0.5, flow_scale=self.flow_scales[0])
+        residual, _ = key_flows(mid_flow.float(), MID_ITERATIONS)
+        return residual + warp(coarse, residual)
 
     def frame(self, key_a: torch.Tensor, key_b: torch.Tensor, motion: GapMotion, t: float,
               tangents_a: tuple[torch.Tensor, torch.Tensor], tangents_b: tuple[torch.Tensor, torch.Tensor]
@@ -152,9 +182,14 @@ class KeyMotion:
                   guides: dict | None = None) -> list[list[torch.Tensor]]:
         """Inbetweens of every gap: ``times[g]`` in (0, 1) between ``keys[g]`` and ``keys[g + 1]``;
         ``guides`` {gap index: [[x0, y0, x1, y1], ...]} corresponding points in pixels."""
-        gaps = {(g, g + 1): len(times[g]) + 1.0 for g in range(len(keys) - 1)}
-        sequence = KeySequence(self, keys.__getitem__, is_float, gaps, {(g, g + 1): v for g, v in (guides or {}).items()})
+        sequence = self.sequence(keys, times, is_float, guides)
         return [[sequence.frame(g, g + 1, float(t)) for t in gap_times] for g, gap_times in enumerate(times)]
+
+    def sequence(self, keys: list[torch.Tensor], times: list[list[float]], is_float: bool,
+                 guides: dict | None = None) -> "KeySequence":
+        """What ``inbetween`` draws from, for callers that write each frame as it comes."""
+        gaps = {(g, g + 1): len(times[g]) + 1.0 for g in range(len(keys) - 1)}
+        return KeySequence(self, keys.__getitem__, is_float, gaps, {(int(g), int(g) + 1): v for g, v in (guides or {}).items()})
 
     def __call__(self, key_a: torch.Tensor, key_b: torch.Tensor, t: float, is_float: bool) -> torch.Tensor:
         return self.inbetween([key_a, key_b], [[t]], is_float)[0][0]

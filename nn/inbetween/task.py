@@ -75,18 +75,24 @@ class MirrorEnsemble:
 
 
 def load_model(params: dict, ctx):
+    """The model ``params["model"]`` names: "blend", "keymotion" (Key Motion, on RIFE v4.25's flow) or a RIFE network."""
     name = params["model"]
     if name == "blend":
         return Blend()
     from .. import hub
     from .models import Interpolator, state_dict_from_checkpoint
 
+    network = "rife-v4.25" if name == "keymotion" else name
     settings = hub.HubSettings(**params["hub"])
     if params.get("weights_file"):  # a user's own file: read it, never write beside it
         raw = hub.load_tensors(params["weights_file"], os.path.join(settings.cache_dir, "converted"))
     else:
-        raw = hub.load_state_dict(name, settings)
-    interpolator = Interpolator(name, state_dict_from_checkpoint(name, raw), ctx.device, half=ctx.half)
+        raw = hub.load_state_dict(network, settings)
+    interpolator = Interpolator(network, state_dict_from_checkpoint(network, raw), ctx.device, half=ctx.half)
+    if name == "keymotion":
+        from .keymotion import KeyMotion
+
+        return KeyMotion(interpolator, flow_scale=float(params.get("flow_scale", 0.0)), size=params.get("size"))
     model = FlowModel(interpolator, flow_scale=auto_flow_scale(params))
     return MirrorEnsemble(model) if params.get("high_quality") else model
 
@@ -140,10 +146,16 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     cut_mode = params.get("cuts", "HOLD")
     found_cuts: set[tuple[int, int]] = set()
 
+    changing_pairs, compared_pairs = set(), set()  # to tell the user when all keys are the same picture
+    sequence = key_sequence(model, frames, fitted, fmt.is_float, params, summary, cut_mode)
+
     def make(a: int, b: int, t: float) -> torch.Tensor:
         if t == 0 or a == b:
             return fitted(a)
         change = cuts.compare(summary(a), summary(b))
+        compared_pairs.add((a, b))
+        if not change.is_duplicate:
+            changing_pairs.add((a, b))
         if change.is_duplicate:  # nothing moves, so the network has nothing to add
             return fitted(a)
         if change.is_cut and cut_mode != "IGNORE":  # never morph one shot into another
@@ -151,7 +163,7 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
             if cut_mode == "HOLD":
                 return fitted(a if t < 0.5 else b)
             return Blend()(fitted(a), fitted(b), t, fmt.is_float)
-        return model(fitted(a), fitted(b), t, fmt.is_float)
+        return sequence.frame(a, b, t) if sequence else model(fitted(a), fitted(b), t, fmt.is_float)
 
     outputs = []
     with torch.inference_mode():
@@ -162,5 +174,27 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
             ctx.progress(number / len(frames), f"Frame {number} of {len(frames)}", preview=path)
     return outputs, {
         "width": width, "height": height, "format": fmt.extension, "pixel_type": fmt.pixel_type,
-        "cuts": sorted(found_cuts), "repeated_frames": len(keys) - len(distinct),
+        "cuts": sorted(found_cuts), "repeated_frames": len(keys) - len(distinct), "all_identical": bool(compared_pairs) and not changing_pairs,
     }
+
+
+def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary, cut_mode: str):
+    """Key Motion's view of the plan (None for the per-frame models): the gaps that move, each with
+    its length in frames, so every gap's motion is estimated once and keys see their neighbours."""
+    from .keymotion import KeyMotion, KeySequence
+
+    if not isinstance(model, KeyMotion):
+        return None
+    steps: dict[tuple[int, int], set[float]] = {}
+    for a, b, t in frames:
+        if a != b:
+            steps.setdefault((a, b), set()).add(float(t))
+    gaps = {}
+    for (a, b), times in steps.items():
+        change = cuts.compare(summary(a), summary(b))
+        if change.is_duplicate or (change.is_cut and cut_mode != "IGNORE"):
+            continue  # held or cut: no motion, and no neighbour for the keys either side
+        # A clip's frames are evenly spaced in time; keys are as far apart as the frames between them.
+        gaps[a, b] = float(b - a) if params.get("dedupe") else len(times - {0.0}) + 1.0
+    guides = {(int(g), int(g) + 1): points for g, points in (params.get("guides") or {}).items()}  # JSON: "0"
+    return KeySequence(model, key, is_float, gaps, guides)

@@ -1,0 +1,226 @@
+"""Key Motion (nn/inbetween/keymotion.py, nn/motion/trajectory.py): keys far apart, real RIFE v4.25 flow.
+
+Shots are small and generated: a textured square (opaque, on a transparent or textured
+background) moving between keys, so the true position of every inbetween is known.
+"""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED, needs_shared
+from nn.imageio import ImageFormat, read_image, write_image
+from nn.inbetween.__main__ import main as cli_main
+from nn.motion.trajectory import hermite, key_velocity
+
+H, W, SIDE = 96, 160, 24
+
+
+def texture(height, width, seed):
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    noise = rng.random((height // 4 + 1, width // 4 + 1, 3)).repeat(4, 0).repeat(4, 1)[:height, :width]
+    return (0.35 + 0.25 * np.sin(x[..., None] * 0.45 + y[..., None] * 0.3 + np.array([0, 1, 2])) + 0.3 * noise
+            ).astype(np.float32)
+
+
+def shot(x, y, background=None, height=H, width=W, side=SIDE):
+    """(1, 4, H, W) RGBA: a textured square with its top-left corner at (x, y); transparent around it
+    unless ``background`` (an RGB texture) is given."""
+    image = np.zeros((height, width, 4), np.float32)
+    if background is not None:
+        image[..., :3], image[..., 3] = background, 1.0
+    x0, y0 = int(round(x)), int(round(y))
+    image[y0:y0 + side, x0:x0 + side, :3] = texture(side, side, 7)
+    image[y0:y0 + side, x0:x0 + side, 3] = 1.0
+    return torch.from_numpy(image).permute(2, 0, 1)[None]
+
+
+def centre(frame):
+    """x, y of the alpha-weighted centroid of a (1, 4, H, W) frame."""
+    alpha = frame[0, 3].double()
+    ys, xs = torch.meshgrid(torch.arange(alpha.shape[0]), torch.arange(alpha.shape[1]), indexing="ij")
+    return np.array([(alpha * xs).sum() / alpha.sum(), (alpha * ys).sum() / alpha.sum()])
+
+
+def partly_transparent(frame):
+    alpha = frame[0, 3]
+    return int(((alpha > 0.1) & (alpha < 0.9)).sum())
+
+
+def test_key_velocity_is_the_derivative_of_the_parabola_through_three_keys():
+    # Positions p(-3) = 5, p(0) = 0, p(5) = 12 of p(s) = a s^2 + b s: a = 13 / 120... solve exactly.
+    a, b = np.linalg.solve([[9, -3], [25, 5]], [5, 12])
+    flow_next, flow_previous = torch.full((1, 2, 1, 1), 12.0), torch.full((1, 2, 1, 1), 5.0)
+    velocity = key_velocity(flow_next, flow_previous, frames_next=5, frames_previous=3)
+    assert torch.allclose(velocity, torch.tensor(b, dtype=torch.float32))  # p'(0) = b
+    # The Hermite path is the straight line when both tangents are the chord, and meets its ends.
+    end = torch.tensor([[[[10.0]], [[-4.0]]]])
+    for t in (0.0, 0.3, 1.0):
+        assert torch.allclose(hermite(end, end, end, t), t * end)
+    curved = hermite(end, torch.zeros_like(end), 2 * end, 0.5)
+    assert not torch.allclose(curved, 0.5 * end) and torch.allclose(hermite(end, 0 * end, 2 * end, 1.0), end)
+
+
+@pytest.fixture(scope="module")
+def keymotion():
+    from nn import hub
+    from nn.inbetween.task import load_model
+    from nn.worker import TaskContext
+
+    if not (SHARED / "weights").is_dir():
+        pytest.skip("../shared is not present")
+    params = {"model": "keymotion", "hub": {"cache_dir": str(SHARED / "no-cache"),
+                                            "local_dir": str(SHARED / "weights"), "online": False}}
+    return load_model(params, TaskContext(torch.device("cpu"), False))
+
+
+@pytest.fixture(scope="module")
+def rife():
+    from nn.inbetween.task import load_model
+    from nn.worker import TaskContext
+
+    if not (SHARED / "weights").is_dir():
+        pytest.skip("../shared is not present")
+    params = {"model": "rife-v4.25", "hub": {"cache_dir": str(SHARED / "no-cache"),
+                                             "local_dir": str(SHARED / "weights"), "online": False}}
+    return load_model(params, TaskContext(torch.device("cpu"), False))
+
+
+@needs_shared()
+def test_inbetweens_are_evenly_timed_and_without_ghosts(keymotion, one_thread):
+    start, end = np.array([20.0, 30.0]), np.array([100.0, 50.0])  # 80 px over an 8-frame gap
+    keys = [shot(*start), shot(*end)]
+    times = [j / 8 for j in range(1, 8)]
+    frames = keymotion.inbetween(keys, [times], False)[0]
+    key_edge = partly_transparent(keys[0])  # 0: the keys' squares sit on whole pixels
+    for t, frame in zip(times, frames):
+        where = centre(frame) - SIDE / 2 + 0.5
+        expected = start + t * (end - start)
+        assert np.abs(where - expected).max() < 0.05 * np.linalg.norm(end - start), (t, where, expected)
+        # No ghost: the square stays opaque and the background clear; only its outline may be partial,
+        # a quarter of what a cross-fade leaves (both squares half transparent: 2 * SIDE^2 pixels).
+        fade = partly_transparent(keys[0] * (1 - t) + keys[1] * t)
+        assert partly_transparent(frame) <= key_edge + fade / 4, (t, partly_transparent(frame), fade)
+        # The square's alpha keeps its mass (splats widen it by up to a pixel each side: 26^2 / 24^2 = 1.17).
+        assert frame[0, 3].sum() == pytest.approx(SIDE * SIDE, rel=0.25)
+
+
+@needs_shared()
+def test_paths_are_smooth_through_a_key(keymotion, one_thread):
+    """Three keys on a curve: the velocity just before the middle key matches the one just after it."""
+    positions = [np.array([16.0, 60.0]), np.array([66.0, 20.0]), np.array([116.0, 60.0])]
+    keys = [shot(*p) for p in positions]
+    times = [[j / 6 for j in range(1, 6)]] * 2
+    frames = keymotion.inbetween(keys, times, False)
+    key, into, out_of = centre(keys[1]), [centre(f) for f in frames[0][-2:]], [centre(f) for f in frames[1][:2]]
+    # Velocity at the key (px per frame) from each side, by second-order one-sided differences.
+    before = (3 * key - 4 * into[1] + into[0]) / 2
+    after = (-3 * key + 4 * out_of[0] - out_of[1]) / 2
+    # Straight paths would turn at the key: the vertical velocity would jump from -40/6 to +40/6.
+    assert np.linalg.norm(after - before) < 0.15 * 2 * 40 / 6, (before, after)
+    assert before[0] > 5 and after[0] > 5  # still moving right through the key
+    # The keys themselves are still hit: the first step out of key 0 heads for key 1.
+    assert centre(frames[0][0])[0] > centre(keys[0])[0]
+
+
+@needs_shared()
+def test_large_displacement_is_found(keymotion, rife, one_thread):
+    """A square jumps 100 px over a textured background: the middle frame has it halfway, where RIFE at t fails."""
+    background = texture(H, 2 * W, 3)
+    keys = [shot(20, 36, background, width=2 * W), shot(120, 36, background, width=2 * W)]
+    truth = shot(70, 36, background, width=2 * W)
+    ours = keymotion.inbetween(keys, [[0.5]], False)[0][0]
+    theirs = rife(keys[0], keys[1], 0.5, False)
+    square = np.s_[:, :3, 36:60, 70:94]  # where the square is at t = 0.5
+    error = lambda frame: (frame - truth)[square].abs().mean().item()  # noqa: E731
+    assert error(ours) < 0.1 < error(theirs), (error(ours), error(theirs))
+
+
+@needs_shared()
+def test_guides_move_what_the_flow_cannot_match(keymotion, one_thread):
+    """The square changes colour between the keys, so no flow can match it; two guide points say where it went."""
+    keys = [shot(20, 36), shot(110, 36)]
+    keys[1][:, :3] = 1.0 - keys[1][:, :3]  # the same shape, another colour: brightness constancy fails
+    guides = {0: [[20, 36, 110, 36], [43, 59, 133, 59]]}
+    plain = keymotion.inbetween(keys, [[0.5]], False)[0][0]
+    guided = keymotion.inbetween(keys, [[0.5]], False, guides=guides)[0][0]
+    assert np.abs(centre(guided) - (65 + SIDE / 2 - 0.5, 36 + SIDE / 2 - 0.5)).max() < 3.0, centre(guided)
+    assert partly_transparent(guided) < partly_transparent(plain)  # one square, not two faded ones
+
+
+@needs_shared()
+def test_cli_writes_every_gap_of_several_keys(tmp_path, one_thread):
+    paths = []
+    for index, x in enumerate((16, 56, 96)):
+        path = str(tmp_path / f"key{index}.png")
+        write_image(path, shot(x, 36)[0].permute(1, 2, 0).numpy(), ImageFormat(".png", "uint8", 4))
+        paths.append(path)
+    out = tmp_path / "out"
+    args = paths + ["--count", "3", "--model", "keymotion", "--out", str(out), "--offline",
+                    "--weights-dir", str(SHARED / "weights"), "--cache-dir", str(tmp_path / "cache")]
+    assert cli_main(args) == 0
+    assert sorted(os.listdir(out)) == [f"key{k}_t{t}.png" for k in (0, 1) for t in ("0.250", "0.500", "0.750")]
+    frame, fmt = read_image(str(out / "key1_t0.500.png"))
+    assert fmt == ImageFormat(".png", "uint8", 4)
+    assert abs(centre(torch.from_numpy(frame).permute(2, 0, 1)[None])[0] - (76 + SIDE / 2 - 0.5)) < 2.0
+    with pytest.raises(SystemExit, match="--times works with two keyframes"):
+        cli_main(paths + ["--times", "0.5", "--out", str(tmp_path / "other")])
+    assert not (tmp_path / "other").exists()
+
+
+class Recorder:
+    """A worker context that keeps progress messages (the real TaskContext, on the CPU)."""
+
+    def __new__(cls):
+        from nn.worker import TaskContext
+
+        return TaskContext(torch.device("cpu"), False)
+
+
+def run_task(tmp_path, keys, frames, **extra):
+    from nn.inbetween import task
+
+    paths = []
+    for index, key in enumerate(keys):
+        path = str(tmp_path / f"key{index}.png")
+        write_image(path, key[0].permute(1, 2, 0).numpy(), ImageFormat(".png", "uint16", 4))
+        paths.append(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    params = {"keys": paths, "frames": frames, "model": "keymotion", "output_dir": str(out),
+              "hub": {"cache_dir": str(tmp_path / "cache"), "local_dir": str(SHARED / "weights"), "online": False},
+              **extra}
+    outputs, info = task.run(params, Recorder())
+    return [torch.from_numpy(read_image(p)[0]).permute(2, 0, 1)[None] for p in outputs], info
+
+
+@needs_shared()
+def test_task_moves_every_gap_through_its_keys_and_honours_guides(tmp_path, one_thread):
+    """The worker task with Key Motion: a plan over three keys (gaps of 3 and 1 frames), guides sent as JSON gives them."""
+    keys = [shot(16, 36), shot(56, 36), shot(76, 36)]
+    frames = [[0, 0, 0.0], [0, 1, 0.25], [0, 1, 0.5], [0, 1, 0.75], [1, 1, 0.0], [1, 2, 0.5], [2, 2, 0.0]]
+    guides = {"1": [[56, 36, 76, 36], [79, 59, 99, 59]]}  # JSON: gap numbers are strings
+    images, info = run_task(tmp_path, keys, frames, guides=guides)
+    assert len(images) == 7 and info["all_identical"] is False and info["cuts"] == []
+    xs = [centre(image)[0] - SIDE / 2 + 0.5 for image in images]
+    # Keys stay exact; the first gap (40 px over 4 frames) eases into the second (20 px over 2 frames).
+    assert torch.equal(images[0], read_as_saved(keys[0], tmp_path)) and abs(xs[4] - 56) < 0.5
+    assert xs[0] < xs[1] < xs[2] < xs[3] < xs[4] < xs[5] < xs[6]
+    assert abs(xs[2] - 36) < 2.0 and abs(xs[5] - 66) < 1.0, xs
+
+
+def read_as_saved(key, tmp_path):
+    path = str(tmp_path / "roundtrip.png")
+    write_image(path, key[0].permute(1, 2, 0).numpy(), ImageFormat(".png", "uint16", 4))
+    return torch.from_numpy(read_image(path)[0]).permute(2, 0, 1)[None]
+
+
+@needs_shared()
+def test_identical_keys_give_holds_and_say_so(tmp_path):
+    keys = [shot(30, 30)] * 3
+    frames = [[0, 0, 0.0], [0, 1, 0.5], [1, 1, 0.0], [1, 2, 0.5], [2, 2, 0.0]]
+    images, info = run_task(tmp_path, keys, frames)
+    assert info["all_identical"] is True
+    assert all(torch.equal(image, images[0]) for image in images)
