@@ -9,11 +9,10 @@ import os
 import bpy
 import numpy as np
 
-from conftest import FRAMEWEAVER, needs_shared
+from conftest import FRAMEWEAVER
 from helpers import add_key_strips, gradient_image, guide_mask
 from nn.imageio import ImageFormat, read_image, write_image
 
-pytestmark = needs_shared()
 timing = FRAMEWEAVER.operators.timing
 WIDTH, HEIGHT, SIDE = 96, 64, 14
 RGBA = ImageFormat(".png", "uint8", 4)

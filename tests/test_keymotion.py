@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED, needs_shared
+from conftest import WEIGHTS_DIR, ensure_weights
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.inbetween.__main__ import main as cli_main
 from nn.motion.trajectory import hermite, key_velocity
@@ -69,10 +69,9 @@ def keymotion():
     from nn.inbetween.task import load_model
     from nn.worker import TaskContext
 
-    if not (SHARED / "weights").is_dir():
-        pytest.skip("../shared is not present")
-    params = {"model": "keymotion", "hub": {"cache_dir": str(SHARED / "no-cache"),
-                                            "local_dir": str(SHARED / "weights"), "online": False}}
+    ensure_weights()
+    params = {"model": "keymotion", "hub": {"cache_dir": str(WEIGHTS_DIR / "no-cache"),
+                                            "local_dir": str(WEIGHTS_DIR), "online": False}}
     return load_model(params, TaskContext(torch.device("cpu"), False))
 
 
@@ -81,14 +80,12 @@ def rife():
     from nn.inbetween.task import load_model
     from nn.worker import TaskContext
 
-    if not (SHARED / "weights").is_dir():
-        pytest.skip("../shared is not present")
-    params = {"model": "rife-v4.25", "hub": {"cache_dir": str(SHARED / "no-cache"),
-                                             "local_dir": str(SHARED / "weights"), "online": False}}
+    ensure_weights()
+    params = {"model": "rife-v4.25", "hub": {"cache_dir": str(WEIGHTS_DIR / "no-cache"),
+                                             "local_dir": str(WEIGHTS_DIR), "online": False}}
     return load_model(params, TaskContext(torch.device("cpu"), False))
 
 
-@needs_shared()
 def test_inbetweens_are_evenly_timed_and_without_ghosts(keymotion, one_thread):
     start, end = np.array([20.0, 30.0]), np.array([100.0, 50.0])  # 80 px over an 8-frame gap
     keys = [shot(*start), shot(*end)]
@@ -107,7 +104,6 @@ def test_inbetweens_are_evenly_timed_and_without_ghosts(keymotion, one_thread):
         assert frame[0, 3].sum() == pytest.approx(SIDE * SIDE, rel=0.25)
 
 
-@needs_shared()
 def test_paths_are_smooth_through_a_key(keymotion, one_thread):
     """Three keys on a curve: the velocity just before the middle key matches the one just after it."""
     positions = [np.array([16.0, 60.0]), np.array([66.0, 20.0]), np.array([116.0, 60.0])]
@@ -125,7 +121,6 @@ def test_paths_are_smooth_through_a_key(keymotion, one_thread):
     assert centre(frames[0][0])[0] > centre(keys[0])[0]
 
 
-@needs_shared()
 def test_large_displacement_is_found(keymotion, rife, one_thread):
     """A square jumps 100 px over a textured background: the middle frame has it halfway, where RIFE at t fails."""
     background = texture(H, 2 * W, 3)
@@ -138,7 +133,6 @@ def test_large_displacement_is_found(keymotion, rife, one_thread):
     assert error(ours) < 0.1 < error(theirs), (error(ours), error(theirs))
 
 
-@needs_shared()
 def test_guides_move_what_the_flow_cannot_match(keymotion, one_thread):
     """The square changes colour between the keys, so no flow can match it; two guide points say where it went."""
     keys = [shot(20, 36), shot(110, 36)]
@@ -150,7 +144,6 @@ def test_guides_move_what_the_flow_cannot_match(keymotion, one_thread):
     assert partly_transparent(guided) < partly_transparent(plain)  # one square, not two faded ones
 
 
-@needs_shared()
 def test_cli_writes_every_gap_of_several_keys(tmp_path, one_thread):
     paths = []
     for index, x in enumerate((16, 56, 96)):
@@ -159,7 +152,7 @@ def test_cli_writes_every_gap_of_several_keys(tmp_path, one_thread):
         paths.append(path)
     out = tmp_path / "out"
     args = paths + ["--count", "3", "--model", "keymotion", "--out", str(out), "--offline",
-                    "--weights-dir", str(SHARED / "weights"), "--cache-dir", str(tmp_path / "cache")]
+                    "--weights-dir", str(WEIGHTS_DIR), "--cache-dir", str(tmp_path / "cache")]
     assert cli_main(args) == 0
     assert sorted(os.listdir(out)) == [f"key{k}_t{t}.png" for k in (0, 1) for t in ("0.250", "0.500", "0.750")]
     frame, fmt = read_image(str(out / "key1_t0.500.png"))
@@ -190,13 +183,12 @@ def run_task(tmp_path, keys, frames, **extra):
     out = tmp_path / "out"
     out.mkdir()
     params = {"keys": paths, "frames": frames, "model": "keymotion", "output_dir": str(out),
-              "hub": {"cache_dir": str(tmp_path / "cache"), "local_dir": str(SHARED / "weights"), "online": False},
+              "hub": {"cache_dir": str(tmp_path / "cache"), "local_dir": str(WEIGHTS_DIR), "online": False},
               **extra}
     outputs, info = task.run(params, Recorder())
     return [torch.from_numpy(read_image(p)[0]).permute(2, 0, 1)[None] for p in outputs], info
 
 
-@needs_shared()
 def test_task_moves_every_gap_through_its_keys_and_honours_guides(tmp_path, one_thread):
     """The worker task with Key Motion: a plan over three keys (gaps of 3 and 1 frames), guides sent as JSON gives them."""
     keys = [shot(16, 36), shot(56, 36), shot(76, 36)]
@@ -217,7 +209,6 @@ def read_as_saved(key, tmp_path):
     return torch.from_numpy(read_image(path)[0]).permute(2, 0, 1)[None]
 
 
-@needs_shared()
 def test_identical_keys_give_holds_and_say_so(tmp_path):
     keys = [shot(30, 30)] * 3
     frames = [[0, 0, 0.0], [0, 1, 0.5], [1, 1, 0.0], [1, 2, 0.5], [2, 2, 0.0]]
