@@ -124,7 +124,9 @@ def test_task_writes_one_styled_frame_per_input_keeping_alpha(clip):
     assert [os.path.basename(p) for p in outputs] == [f"style_{n:04d}.png" for n in range(1, 7)]
     assert info["steps"] > 0 and os.path.isfile(clip["save_model"])
     assert any(n.startswith("flow guides off") for n in info["notes"])  # no RIFE weights here
-    assert any(n.startswith("perceptual loss off: VGG-19 weights not available") for n in info["notes"])
+    # On the CPU the perceptual loss is off before its 575 MB of VGG-19 weights are even looked for.
+    assert any(n.startswith("perceptual loss off on the CPU") for n in info["notes"])
+    assert not any("VGG-19 weights not available" in n for n in info["notes"])
     for t, path in enumerate(outputs):
         out, fmt = read_image(path)
         assert fmt == ImageFormat(".png", "uint8", 4)
