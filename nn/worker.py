@@ -38,15 +38,16 @@ OUT_OF_MEMORY = (
 )
 HEARTBEAT_SECONDS = 5.0  # Blender's side stops a worker it has not heard from for a while (operators/jobs.py)
 
-_protocol = sys.stdout  # the channel to Blender; main() moves everything else off it
+_protocol = None  # the channel to Blender once main() moved everything else off stdout
 _protocol_lock = threading.Lock()
 
 
 def emit(event: str, **fields) -> None:
     line = json.dumps({"event": event, **fields})
+    channel = _protocol or sys.stdout
     with _protocol_lock:
-        _protocol.write(line + "\n")
-        _protocol.flush()
+        channel.write(line + "\n")
+        channel.flush()
 
 
 def keep_protocol_clean() -> None:

@@ -60,7 +60,10 @@ class SceneJob:
 
     def complete(self):
         """Build the result after a successful job; on any error, leave nothing behind."""
-        jobs.release(self.scene.as_pointer(), self.job)
+        try:
+            jobs.release(self.scene.as_pointer(), self.job)
+        except ReferenceError:  # the scene went with a file load, which already ended the job
+            pass
         _unfinished.discard(self)
         if self.job.state != jobs.Job.DONE:
             strip_io.discard_job_folder(self.folder)
