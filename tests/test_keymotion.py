@@ -63,27 +63,25 @@ def test_key_velocity_is_the_derivative_of_the_parabola_through_three_keys():
     assert not torch.allclose(curved, 0.5 * end) and torch.allclose(hermite(end, 0 * end, 2 * end, 1.0), end)
 
 
-@pytest.fixture(scope="module")
-def keymotion():
-    from nn import hub
+def project_model(name: str):
+    """``name`` loaded on the CPU from the project's weights/ folder, offline."""
     from nn.inbetween.task import load_model
     from nn.worker import TaskContext
 
     ensure_weights()
-    params = {"model": "keymotion", "hub": {"cache_dir": str(WEIGHTS_DIR / "no-cache"),
-                                            "local_dir": str(WEIGHTS_DIR), "online": False}}
+    params = {"model": name, "hub": {"cache_dir": str(WEIGHTS_DIR / "no-cache"), "local_dir": str(WEIGHTS_DIR),
+                                     "online": False}}
     return load_model(params, TaskContext(torch.device("cpu"), False))
+
+
+@pytest.fixture(scope="module")
+def keymotion():
+    return project_model("keymotion")
 
 
 @pytest.fixture(scope="module")
 def rife():
-    from nn.inbetween.task import load_model
-    from nn.worker import TaskContext
-
-    ensure_weights()
-    params = {"model": "rife-v4.25", "hub": {"cache_dir": str(WEIGHTS_DIR / "no-cache"),
-                                             "local_dir": str(WEIGHTS_DIR), "online": False}}
-    return load_model(params, TaskContext(torch.device("cpu"), False))
+    return project_model("rife-v4.25")
 
 
 def test_inbetweens_are_evenly_timed_and_without_ghosts(keymotion, one_thread):
