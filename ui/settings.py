@@ -3,11 +3,7 @@ import bpy
 
 from ..operators.inbetween import CUT_MODES, FLOW_SCALES, FRAME_MODES, MODELS, RETIME_RATES
 from ..operators.loop import MOTION_SOURCES
-from ..operators.timing import TIMINGS, curve_node
-
-
-def has_timing_curve(_settings, node_group) -> bool:
-    return curve_node(node_group) is not None
+from ..operators.timing import TIMINGS
 
 
 class FrameweaverStripSettings(bpy.types.PropertyGroup):
@@ -35,8 +31,10 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
     dedupe: bpy.props.BoolProperty(name="Skip Repeated Frames", default=True)
     inbetween_timing: bpy.props.EnumProperty(name="Timing", items=TIMINGS, default="EVEN",
                                              description="Spacing of the inbetweens in every gap (keys can override)")
+    # No poll= filter: bpy 4.2 crashes at exit freeing a Python poll callback (SIGSEGV after the
+    # interpreter is gone). A node group without a Float Curve node is refused by timing.curve_points.
     inbetween_timing_curve: bpy.props.PointerProperty(
-        name="Timing Curve", type=bpy.types.NodeTree, poll=has_timing_curve,
+        name="Timing Curve", type=bpy.types.NodeTree,
         description="Custom timing: time through the gap across, the part of the motion done up")
     style_footage: bpy.props.StringProperty(name="Footage", description="Image-sequence or movie strip to stylize")
     style_mask: bpy.props.StringProperty(name="Mask", description="Optional mask strip: stylize only inside it")
