@@ -107,13 +107,10 @@ class KeyMotion:
         """Both flows of a gap, chosen per pixel among the pyramid scales; ``guides`` [[x0, y0, x1, y1], ...]."""
         view_a, view_b = motion_view(key_a, is_float).float(), motion_view(key_b, is_float).float()
         # Candidates, finest first: the network at full scale, the global search refined by it, coarser scales.
-        mid_flow, _ = self.interpolator.estimate(view_a, view_b, 0.5, flow_scale=self.flow_scales[0])
-        candidates = [key_flows(mid_flow.float(), MID_ITERATIONS),
-                      (self.refined(view_a, view_b, block_search(view_a, view_b)),
-                       self.refined(view_b, view_a, block_search(view_b, view_a)))]
-        for scale in self.flow_scales[1:]:
-            mid_flow, _ = self.interpolator.estimate(view_a, view_b, 0.5, flow_scale=scale)
-            candidates.append(key_flows(mid_flow.float(), MID_ITERATIONS))
+        candidates = [key_flows(self.interpolator.estimate(view_a, view_b, 0.5, flow_scale=scale)[0].float(),
+                                MID_ITERATIONS) for scale in self.flow_scales]
+        candidates.insert(1, (self.refined(view_a, view_b, block_search(view_a, view_b)),
+                              self.refined(view_b, view_a, block_search(view_b, view_a))))
         forwards, backwards = [f for f, _ in candidates], [b for _, b in candidates]
 
         def error(flow, reverse, view, other, rank):  # pixels; later candidates must be clearly better
