@@ -199,13 +199,16 @@ def abandon_on_load(*_args) -> None:
 def register() -> None:
     bpy.app.handlers.load_pre.append(abandon_on_load)
     atexit.register(abandon_all, "Blender quit")
+    atexit.register(strip_io.discard_all_previews)
 
 
 def unregister() -> None:
     atexit.unregister(abandon_all)
+    atexit.unregister(strip_io.discard_all_previews)
     if abandon_on_load in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(abandon_on_load)
     abandon_all("Frameweaver was disabled")
+    strip_io.discard_all_previews()
 
 
 def run_sync(scene_job: SceneJob, on_progress=None):

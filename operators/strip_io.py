@@ -206,6 +206,13 @@ def discard_preview(path: str) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def discard_all_previews() -> None:
+    """Remove every preview folder this session made (quit, disable): a preview never outlives Blender."""
+    for root in [r for r in _made_roots if os.path.basename(r).startswith(PREVIEW_PREFIX)]:
+        shutil.rmtree(root, ignore_errors=True)
+        _made_roots.discard(root)
+
+
 def output_root(chosen: str = "") -> tuple[str, bool]:
     """The chosen folder, else ``//frameweaver`` beside the saved .blend, else a new private temp folder.
 

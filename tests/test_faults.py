@@ -428,6 +428,19 @@ def test_a_motion_preview_replaces_the_last_one_files_included(scene, tmp_path):
     assert not (tmp_path / "frameweaver").exists()  # previews go to private temp folders, not beside the .blend
 
 
+
+def test_the_last_motion_preview_is_removed_when_frameweaver_is_disabled(scene, tmp_path):
+    """Disabling runs job_runner.unregister (quitting runs the same cleanup from atexit): no preview outlives it."""
+    from test_loop_operator import motion_mask, still
+    still(scene, str(tmp_path))
+    motion_mask()
+    preview = FRAMEWEAVER.operators.loop.preview_motion(scene, mask=bpy.data.masks["waves"], frames=2)
+    assert os.path.isfile(preview)
+    runner = FRAMEWEAVER.operators.job_runner
+    runner.unregister()
+    runner.register()
+    assert not os.path.exists(os.path.dirname(os.path.dirname(preview)))
+
 # --- Outputs where hard links are missing ------------------------------------------------------------
 
 
