@@ -201,7 +201,7 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
         raise
     params = {
         "keys": paths, "frames": plan.frames, "model": model, "fit_sizes": fit_sizes, "flow_scale": flow_scale,
-        "high_quality": high_quality, "cuts": cuts, "dedupe": mode == "RETIME" and dedupe,
+        "high_quality": high_quality, "cuts": cuts, "clip": mode == "RETIME", "dedupe": mode == "RETIME" and dedupe,
         "hub": job_runner.hub_settings(context), "output_dir": folder, "prefix": "inbetween",
         "guides": guide_pairs,
     }

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import WEIGHTS_DIR, ensure_weights
+from conftest import FRAMEWEAVER, WEIGHTS_DIR, ensure_weights
 from nn.imageio import ImageFormat, read_image, write_image
 from nn.inbetween.__main__ import main as cli_main
 from nn.motion.trajectory import hermite, key_velocity
@@ -199,6 +199,23 @@ def test_task_moves_every_gap_through_its_keys_and_honours_guides(tmp_path, one_
     assert torch.equal(images[0], read_as_saved(keys[0], tmp_path)) and abs(xs[4] - 56) < 0.5
     assert xs[0] < xs[1] < xs[2] < xs[3] < xs[4] < xs[5] < xs[6]
     assert abs(xs[2] - 36) < 2.0 and abs(xs[5] - 66) < 1.0, xs
+
+
+def test_a_retimed_frame_depends_on_its_source_time_only(tmp_path, one_thread):
+    """At 2.4x (25 to 60 fps) a gap gets 2 or 3 outputs, yet every source frame is one time step: the
+    frame at source time 2.5 is the same as in a 2x retime, where every gap gets 1 (Skip Repeated Frames off)."""
+    keys = [shot(8 + 16 * i + 2 * i * i, 36) for i in range(5)]  # accelerating, so the paths curve through keys
+    plans = {ratio: FRAMEWEAVER.operators.inbetween.plan_retime(1, len(keys), ratio).frames for ratio in (2.4, 2.0)}
+    assert [sum(a == gap and t > 0 for a, _, t in plans[2.4]) for gap in range(4)] == [2, 2, 3, 2]
+    at_time_2_5 = {}
+    for ratio, plan in plans.items():
+        folder = tmp_path / f"x{ratio}"
+        folder.mkdir()
+        images, _ = run_task(folder, keys, plan, clip=True, dedupe=False)  # as Retime Clip sends it
+        index = round(2.5 * ratio)  # output n shows source time n / ratio
+        assert plan[index] == (2, 3, pytest.approx(0.5))
+        at_time_2_5[ratio] = images[index]
+    assert (at_time_2_5[2.4] - at_time_2_5[2.0]).abs().max() < 1e-3
 
 
 def read_as_saved(key, tmp_path):

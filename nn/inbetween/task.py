@@ -194,7 +194,8 @@ def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary
         change = cuts.compare(summary(a), summary(b))
         if change.is_duplicate or (change.is_cut and cut_mode != "IGNORE"):
             continue  # held or cut: no motion, and no neighbour for the keys either side
-        # A clip's frames are evenly spaced in time; keys are as far apart as the frames between them.
-        gaps[a, b] = float(b - a) if params.get("dedupe") else len(times - {0.0}) + 1.0
+        # A clip's frames are evenly spaced in time, however many outputs a gap gets (2.5x alternates
+        # 2 and 3); keys are as far apart as the frames planned between them.
+        gaps[a, b] = float(b - a) if params.get("clip") else len(times - {0.0}) + 1.0
     guides = {(int(g), int(g) + 1): points for g, points in (params.get("guides") or {}).items()}  # JSON: "0"
     return KeySequence(model, key, is_float, gaps, guides)
