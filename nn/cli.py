@@ -6,7 +6,7 @@ import os
 import sys
 
 from .device import pick_device, use_half
-from .worker import TaskContext, error_message
+from .worker import TaskContext, error_message, steady_heap
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "hub")
 
@@ -34,6 +34,7 @@ def run_command(main) -> int:
     The same words as in Blender: a full disk, missing weights (which file, and where to put
     it) or an out-of-memory say so plainly, without a traceback.
     """
+    steady_heap()
     try:
         return main()
     except Exception as error:
