@@ -30,6 +30,29 @@ def publish(partial: str, path: str) -> None:
         os.unlink(partial)
 
 
+def write_new(path: str, data: bytes, *, replace: bool = False) -> None:
+    """Write ``data`` as the file ``path``, complete or not at all; an existing ``path`` is refused unless
+    ``replace``. A full disk raises ``DiskFull`` and leaves nothing behind."""
+    if os.path.lexists(path) and not replace:
+        raise FileExistsError(f"Refusing to overwrite {path}")
+    folder, name = os.path.split(os.path.abspath(path))
+    partial = os.path.join(folder, f".{name}.partial-{os.getpid()}")
+    try:
+        with open(partial, "xb") as f:
+            f.write(data)
+        if replace:
+            os.replace(partial, path)
+        else:
+            publish(partial, path)  # fails if the name was taken meanwhile
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, len(data)) from error
+        raise
+    finally:
+        if os.path.lexists(partial):
+            os.unlink(partial)
+
+
 def publish_without_link(partial: str, path: str) -> None:
     """The fallback of ``publish``: claim ``path`` exclusively, then rename ``partial`` onto it."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # FileExistsError if taken

@@ -23,6 +23,8 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 
+from . import files
+
 
 @dataclass(frozen=True)
 class PyPISource:
@@ -280,7 +282,7 @@ def load_tensors(path: str, converted_dir: str) -> dict:
     The converted copy is named after the source's sha256, and its own sha256 is kept
     beside it (``.sha256``): a cached copy that no longer matches is converted again.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     if path.endswith(".safetensors"):
         return load_file(path)
@@ -301,21 +303,14 @@ def load_tensors(path: str, converted_dir: str) -> dict:
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise WeightsRejected(f"Refused to load {path}: expected a dictionary of tensors")
     tensors = {k: v.contiguous() for k, v in raw.items()}
-    os.makedirs(converted_dir, exist_ok=True)
-    partial = f"{converted}.partial-{os.getpid()}"
+    data = save(tensors)
     try:
-        save_file(tensors, partial)
-        with open(f"{partial}.sha256", "w", encoding="ascii") as f:
-            f.write(sha256_of(partial))
+        os.makedirs(converted_dir, exist_ok=True)
         # The names are content-addressed, so replacing is safe; the hash goes last, as the seal.
-        os.replace(partial, converted)
-        os.replace(f"{partial}.sha256", f"{converted}.sha256")
+        files.write_new(converted, data, replace=True)
+        files.write_new(f"{converted}.sha256", hashlib.sha256(data).hexdigest().encode("ascii"), replace=True)
     except OSError:
         pass  # a cache that cannot be written (full, read-only) only costs a conversion next time
-    finally:
-        for leftover in (partial, f"{partial}.sha256"):
-            if os.path.lexists(leftover):
-                os.unlink(leftover)
     return tensors
 
 

@@ -17,7 +17,7 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER, MODULE, ROOT
+from conftest import FRAMEWEAVER, MODULE, ROOT, WEIGHTS_DIR, ensure_weights
 from helpers import Unchanged, add_key_strips, render_movie, tree_state, write_keyframes
 from nn.imageio import ImageFormat, write_image
 
@@ -535,6 +535,16 @@ def test_a_tampered_converted_cache_is_not_trusted(tmp_path):
     assert torch.equal(hub.load_tensors(str(legacy), str(converted_dir))["block.weight"], torch.ones(2, 2))
 
 
+
+def test_a_conversion_cache_on_a_full_disk_only_costs_a_conversion(tmp_path, small_disk):
+    import torch
+    from nn import hub
+    legacy = tmp_path / "flownet.pkl"
+    torch.save({"block.weight": torch.randn(64, 512)}, legacy)  # 128 KB as safetensors: more than the disk holds
+    tensors = hub.load_tensors(str(legacy), str(small_disk / "converted"))
+    assert torch.equal(tensors["block.weight"], torch.load(legacy, weights_only=True)["block.weight"])
+    assert os.listdir(small_disk / "converted") == []  # no partial or unsealed copy
+
 # --- The command lines: one line, no traceback, no network call, no broken file ----------------------
 
 
@@ -591,6 +601,17 @@ def test_full_disk_on_the_loop_and_style_command_lines(tmp_path, small_disk):
         for name in names:
             assert not name.startswith(".") and "partial" not in name, f"a broken file remains: {name}"
 
+
+
+def test_full_disk_on_the_training_command_line(tmp_path, small_disk):
+    (tmp_path / "clips" / "a").mkdir(parents=True)
+    write_keyframes(str(tmp_path / "clips" / "a"), count=3, size=(96, 128))
+    ensure_weights()
+    train = guarded_command("nn.loop.train", tmp_path / "clips", "--out", small_disk / "motion.safetensors",
+                            "--steps", 2, "--batch", 1, "--crop", 64, "--threads", 1, "--offline",
+                            "--weights-dir", WEIGHTS_DIR, "--cache-dir", tmp_path / "cache")
+    assert_one_line_failure(train, "error: The disk is full: could not write")
+    assert os.listdir(small_disk) == []  # no broken model file
 
 # --- Movie decoding: in steps within the job, cancellable, space checked first -----------------------
 

@@ -184,24 +184,12 @@ def save_predictor(model: MotionPredictor, path: str, metadata: dict | None = No
     ``metadata`` (e.g. frames_step, training_clips, steps) is stored as strings beside the
     kind tag, format, working side and widths. An existing file is refused unless ``overwrite``.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"Refusing to overwrite {path}")
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.update(kind=KIND, format=FORMAT, working_side=str(model.working_side), widths=json.dumps(model.widths))
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    folder, name = os.path.split(os.path.abspath(path))
-    partial = os.path.join(folder, f".{name}.partial-{os.getpid()}")
-    try:
-        save_file(tensors, partial, metadata=meta)
-        if overwrite:
-            os.replace(partial, path)
-        else:
-            files.publish(partial, path)  # fails if the name was taken meanwhile
-    finally:
-        if os.path.lexists(partial):
-            os.unlink(partial)
+    files.write_new(path, save(tensors, metadata=meta), replace=overwrite)
 
 
 def _read_metadata(path: str) -> dict[str, str]:

@@ -207,19 +207,13 @@ def save_model(path: str, generator: Generator, config: StyleConfig, steps: int,
     ``painted`` (key index -> (1, 3, H, W)) is stored too, so the model can later be
     applied (to the same footage, or a longer cut of it) without the keyframe files.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if os.path.lexists(path):
         raise FileExistsError(f"Refusing to overwrite {path}")
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in generator.state_dict().items()}
     tensors.update({f"{PAINTED}{i}": v.detach().float().contiguous().cpu() for i, v in (painted or {}).items()})
-    partial = f"{path}.partial-{os.getpid()}"
-    try:
-        save_file(tensors, partial, metadata={"format": FORMAT, "config": config.to_json(), "steps": str(steps)})
-        files.publish(partial, path)
-    finally:
-        if os.path.lexists(partial):  # a full disk stops save_file midway
-            os.unlink(partial)
+    files.write_new(path, save(tensors, metadata={"format": FORMAT, "config": config.to_json(), "steps": str(steps)}))
 
 
 def load_model(path: str, device) -> tuple[Generator, StyleConfig, int, dict[int, torch.Tensor]]:
