@@ -380,29 +380,33 @@ def test_a_worker_killed_like_the_oom_killer_does_gets_a_helpful_message(tmp_pat
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_a_worker_gives_frame_sized_buffers_back_when_freed(fw, scene, tmp_path, worker_python):
-    """Long jobs stay flat (bench/job_memory.py): after a real job, the worker frees a 25 MB buffer, which
-    raises glibc's own mmap threshold, then a 20 MB one, which would fall under it and stay resident."""
+    """Long jobs stay flat (bench/job_memory.py): once a real job's frames are written, the worker frees a
+    25 MB buffer, which raises glibc's own mmap threshold, then a 20 MB one, which would fall under it and stay."""
     retained = tmp_path / "retained.json"
     worker_python(fake_python(tmp_path, f"""
-        import atexit, runpy
+        import importlib
         import numpy as np
 
         def resident_mb():
             with open("/proc/self/status") as status:
                 return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
 
-        def free_two_frames():
-            kept = []
-            for mb in (25, 20):
-                before = resident_mb()
-                buffer = np.ones(mb << 18, np.float32)
-                del buffer
-                kept.append(resident_mb() - before)
-            open({str(retained)!r}, "w").write(json.dumps(kept))
+        worker = importlib.import_module("nn.worker")
+        report = worker.emit
 
-        atexit.register(free_two_frames)
-        sys.argv = sys.argv[2:]
-        runpy.run_module("nn.worker", run_name="__main__", alter_sys=True)
+        def emit(event, **fields):  # measured before "done": Blender may end the worker's group after it
+            if event == "done":
+                kept = []
+                for mb in (25, 20):
+                    before = resident_mb()
+                    buffer = np.ones(mb << 18, np.float32)
+                    del buffer
+                    kept.append(resident_mb() - before)
+                open({str(retained)!r}, "w").write(json.dumps(kept))
+            report(event, **fields)
+
+        worker.emit = emit
+        sys.exit(worker.main(sys.argv[-1]))
         """))
     add_key_strips(scene, write_keyframes(str(tmp_path)), starts=[1, 5])
     fw.generate_inbetweens(scene, model="blend")
