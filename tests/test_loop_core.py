@@ -300,7 +300,7 @@ def allocation_sizes(frames: Iterator[torch.Tensor], count: int) -> set[int]:
 def test_endless_memory_does_not_grow_with_length():
     """The renderer holds O(window) state, and window after window it allocates blocks of the same sizes:
     a box around each frame's holes once changed size every frame, and its ever new block sizes
-    fragmented the heap, so a 720p clip's resident memory grew by ~45% from frame 48 to 274."""
+    fragmented the heap, so a 720p clip's peak memory grew by 17% from frame 120 to 600."""
     image, frames = tensor(still()), 5 * endless.WINDOW
     mask = torch.from_numpy(river_mask())[None, None].float()
     base = velocity_field(image, mask, all_arrows(ARROW, []), speed=1.0)
