@@ -3,8 +3,10 @@
 The still is 64x48: a textured "river" band (rows 16..35) between two flat banks; the mask is
 the band, the hint an arrow pointing right.
 """
+import gc
 import json
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -274,6 +276,44 @@ def test_endless_clips_pass_through_the_still_each_window_and_never_repeat():
     assert max(steps) < 2 * np.median(steps)  # no jolt where windows meet
     # The field itself evolves: two windows apart, it is not the same field
     assert (field.extended(mask > 0, 8)(10) - field.extended(mask > 0, 8)(10 + 2 * endless.WINDOW)).abs().max() > 0.05
+
+
+def most_live_tensor_bytes(frames: Iterator[torch.Tensor], count: int) -> int:
+    """The most bytes held by live tensors while the next ``count`` frames render (every 8th frame and the last)."""
+    most = 0
+    for k in range(count):
+        next(frames)
+        if k % 8 == 7 or k == count - 1:
+            gc.collect()
+            most = max(most, sum(o.untyped_storage().nbytes() for o in gc.get_objects() if isinstance(o, torch.Tensor)))
+    return most
+
+
+def allocation_sizes(frames: Iterator[torch.Tensor], count: int) -> set[int]:
+    """The sizes of the blocks that rendering the next ``count`` frames allocates."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as recorded:
+        for _ in range(count):
+            next(frames)
+    return {event.cpu_memory_usage for event in recorded.events() if event.cpu_memory_usage > 0}
+
+
+def test_endless_memory_does_not_grow_with_length():
+    """The renderer holds O(window) state, and window after window it allocates blocks of the same sizes:
+    a box around each frame's holes once changed size every frame, and its ever new block sizes
+    fragmented the heap, so a 720p clip's peak memory grew by 17% from frame 120 to 600."""
+    image, frames = tensor(still()), 5 * endless.WINDOW
+    mask = torch.from_numpy(river_mask())[None, None].float()
+    base = velocity_field(image, mask, all_arrows(ARROW, []), speed=1.0)
+    field, times, _ = endless.endless_motion(base, frames, seamless=False, seed=3)
+    positions = 8 * int(river_mask().sum())  # bytes of one set of particle positions
+    with torch.inference_mode():
+        clip = iter(Loop(image, mask, field, frames, times))
+        first_window = allocation_sizes(clip, 8)  # recorded over a few frames: the profiler is slow
+        early = most_live_tensor_bytes(clip, times[3] - 8)  # the rest of windows 1 to 3
+        fourth_window = allocation_sizes(clip, 8)
+        late = most_live_tensor_bytes(clip, frames - times[3] - 8)  # windows 4 and 5
+    assert fourth_window <= first_window
+    assert late <= early + 4 * positions  # windows differ in length, so in the checkpoints they hold, not more
 
 
 def test_endless_seamless_clips_end_where_they_start():

@@ -64,13 +64,18 @@ def fill_gaps(total: torch.Tensor, coverage: torch.Tensor, inside: torch.Tensor)
     normalised), closing gaps up to 2 * GAP_FILL_STEPS pixels wide; wider holes stay holes.
     """
     both = torch.cat([total, coverage], 1)  # (1, C + 1, H, W): one pooling moves sums and weights together
+    rows, columns = inside[0, 0].any(1).nonzero(), inside[0, 0].any(0).nonzero()
+    if len(rows) == 0:
+        return total, coverage
+    # Only the box around ``inside`` (and a pixel more, the holes' neighbours) is filtered. It is
+    # the same box at every call: a box around each call's holes changed size every frame, and
+    # allocations of ever new sizes fragmented the heap, so a long clip's memory grew with its
+    # length (+17% from frame 120 to 600 of a 720p Endless clip) while its live tensors did not.
+    box = (..., slice(max(int(rows[0]) - 1, 0), int(rows[-1]) + 2),
+           slice(max(int(columns[0]) - 1, 0), int(columns[-1]) + 2))
     for _ in range(GAP_FILL_STEPS):
         empty = (both[:, -1:] <= MIN_COVERAGE) & inside  # outside the region nothing is splatted, nor needed
-        rows, columns = empty[0, 0].any(1).nonzero(), empty[0, 0].any(0).nonzero()
-        if len(rows) == 0:
+        if not empty.any():
             break
-        # Only the box around the holes (and a pixel more, their neighbours) is filtered: holes are few.
-        box = (..., slice(max(int(rows[0]) - 1, 0), int(rows[-1]) + 2),
-               slice(max(int(columns[0]) - 1, 0), int(columns[-1]) + 2))
         both[box] = torch.where(empty[box], blur(both[box], [1, 1, 1]), both[box])  # a 3x3 box
     return both[:, :-1], both[:, -1:]
