@@ -2,7 +2,7 @@
 
     python bench/keyframes.py [--clips objects camera cel demo bbb antoni cottonbro koolshooters lynx]
                               [--gaps 2 4 6 8 12 16] [--methods rife-v4.25 rife-hdv3 ffmpeg blend NAME ...]
-                              [--limit N | --quick] [--threads 1] [--shared DIR] [--weights-dir DIR] [--json FILE]
+                              [--limit N | --quick] [--max-side PX] [--threads 1] [--shared DIR] [--weights-dir DIR] [--json FILE]
 
 Clips, each a fixed window from its first frame (keys every k frames, k = each gap size it offers):
 - rendered shots (scripts/render_shots.py, rendered into bench/cache/shots/ when missing), 49 frames at
@@ -11,6 +11,8 @@ Clips, each a fixed window from its first frame (keys every k frames, k = each g
 - real footage (../shared/data), frames 0..32, k = 2, 4, 8, 16: ``bbb`` (Big Buck Bunny, 1280x720),
   the three Pexels clips ``antoni``, ``cottonbro``, ``koolshooters``, and ``lynx`` (style/lynx/frames).
 A window holds every gap of k frames that fits; ``--limit N`` keeps its first N gaps (``--quick``: 1).
+``--max-side PX`` scales every frame down (area filter) so its longer side is at most PX, and the shots' tracks
+with it: a reduced run for a slow machine, to be stated beside its figures.
 
 Measures per clip and k, the mean over every inbetween of the window (../shared/data/README.md):
 - PSNR and SSIM on 8-bit RGB; RGBA frames are scored premultiplied (over black);
@@ -119,7 +121,7 @@ def alpha_error(frame: torch.Tensor, truth: torch.Tensor) -> float:
 
 
 def timing_error(frame: np.ndarray, truth: np.ndarray, tracks: list[dict], substeps: int, time: int,
-                 gap: tuple[int, int]) -> float | None:
+                 gap: tuple[int, int], min_travel: float = TIMING_MIN_TRAVEL) -> float | None:
     """|found - true time| / gap length for an inbetween at frame ``time`` of the gap (first, last), or None.
 
     ``frame`` and ``truth`` are (H, W, C) pictures; each track is {"path": [[x, y], ...] per 1/substeps frame,
@@ -127,7 +129,7 @@ def timing_error(frame: np.ndarray, truth: np.ndarray, tracks: list[dict], subst
     inbetween's window around each position of the path from TIMING_SEARCH of the gap before the first key
     to as far after the last; the found time is the local minimum of the squared difference nearest the
     true time among those within AMBIGUITY of the best (where the picture repeats, it cannot tell them apart).
-    The error is the mean over tracks that move at least TIMING_MIN_TRAVEL px within the gap.
+    The error is the mean over tracks that move at least ``min_travel`` px within the gap.
     """
     first, last = gap
     span = last - first
@@ -140,7 +142,7 @@ def timing_error(frame: np.ndarray, truth: np.ndarray, tracks: list[dict], subst
         inside = lambda p: r <= p[0] < width - r and r <= p[1] < height - r  # noqa: E731
         centre = path[time * substeps]
         gap_path = path[first * substeps:last * substeps + 1]
-        if not inside(centre) or np.max(np.linalg.norm(gap_path - gap_path[0], axis=1)) < TIMING_MIN_TRAVEL:
+        if not inside(centre) or np.max(np.linalg.norm(gap_path - gap_path[0], axis=1)) < min_travel:
             continue
         window = lambda image, p: image[int(p[1]) - r:int(p[1]) + r + 1, int(p[0]) - r:int(p[0]) + r + 1]  # noqa: E731
         target = window(truth, centre)
@@ -240,12 +242,29 @@ def shrink(frame: torch.Tensor, width: int) -> torch.Tensor:
     return F.interpolate(frame, size=(round(frame.shape[-2] * width / frame.shape[-1]), width), mode="area")
 
 
+def side_scale(frame: torch.Tensor, max_side: int) -> float:
+    """The factor that brings the frame's longer side down to ``max_side`` (1: no change or 0)."""
+    return min(1.0, max_side / max(frame.shape[-2:])) if max_side else 1.0
+
+
+def scaled_tracks(tracks: dict, scale: float) -> dict:
+    """``tracks.json`` for frames scaled by ``scale``: paths and window radii in the scaled pixels."""
+    return {**tracks, "tracks": [{**t, "path": (np.asarray(t["path"]) * scale).tolist(),
+                                  "radius": max(1, round(t["radius"] * scale))} for t in tracks["tracks"]]}
+
+
 def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stability_width: int, data: Path,
-             workdir: str):
+             workdir: str, max_side: int = 0):
     paths = frame_paths(clip, data, workdir)
     frames = [load_frame(p) for p in paths]
+    width = frames[0].shape[-1]
+    if side_scale(frames[0], max_side) < 1.0:
+        frames = [shrink(f, round(width * side_scale(frames[0], max_side))) for f in frames]
+    scale = frames[0].shape[-1] / width
     rgba = frames[0].shape[1] == 4
     tracks = json.loads((SHOTS / clip.name / "tracks.json").read_text()) if clip.rendered else None
+    if tracks and scale < 1.0:
+        tracks = scaled_tracks(tracks, scale)
     plans = {k: keys for k, keys in windows(clip, limit).items() if k in gaps}
     last = max((keys[-1] for keys in plans.values()), default=0)
     flows = consistent_flows([shrink(display(f), stability_width) for f in frames[:last + 1]], flow) if flow else []
@@ -274,7 +293,8 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
                     if rgba and out.shape[1] == 4:
                         scores["alpha"].append(alpha_error(out, truth))
                     if tracks:
-                        error = timing_error(a, b, tracks["tracks"], tracks["substeps"], index, (keys[g], keys[g + 1]))
+                        error = timing_error(a, b, tracks["tracks"], tracks["substeps"], index, (keys[g], keys[g + 1]),
+                                             TIMING_MIN_TRAVEL * scale)
                         if error is not None:
                             scores["timing"].append(error)
                     sequence.append(out)
@@ -322,6 +342,8 @@ def main():
                         help="rows: ffmpeg, or any name nn.inbetween.task.load_model knows")
     parser.add_argument("--limit", type=int, default=0, help="at most N gaps per clip and spacing (0: all)")
     parser.add_argument("--quick", action="store_true", help="the same as --limit 1")
+    parser.add_argument("--max-side", type=int, default=0,
+                        help="scale frames down so the longer side is at most this many pixels (0: as they are)")
     parser.add_argument("--stability-width", type=int, default=320,
                         help="warping error on frames scaled down to this width (0: no warping error)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the CPU is shared)")
@@ -347,7 +369,7 @@ def main():
             print(f"Skipping {name}: {shared / 'data' / clip.footage} is missing", file=sys.stderr)
             continue
         table[name] = run_clip(clip, methods, args.gaps, 1 if args.quick else args.limit, flow,
-                               args.stability_width, shared / "data", workdir)
+                               args.stability_width, shared / "data", workdir, args.max_side)
         if args.json:  # after every clip, so a long run that is stopped keeps what it measured
             Path(args.json).write_text(json.dumps(table, indent=2))
     shutil.rmtree(workdir, ignore_errors=True)

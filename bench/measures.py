@@ -37,10 +37,13 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     x = torch.from_numpy(a).permute(2, 0, 1)[:, None]  # (3, 1, H, W)
     y = torch.from_numpy(b).permute(2, 0, 1)[:, None]
     g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
-    window = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
-    blur = lambda t: F.conv2d(t, window)  # noqa: E731  valid convolution, as skimage's reference does
-    mx, my = blur(x), blur(y)
-    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    g = g / g.sum()
+    # The Gaussian window is separable: a row then a column pass (valid convolution, as skimage's reference
+    # does) gives the same figures as the 11x11 window to rounding, about 5 times faster in float64.
+    stack = torch.cat([x, y, x * x, y * y, x * y], 1).reshape(-1, 1, *x.shape[-2:])  # (3 * 5, 1, H, W)
+    blurred = F.conv2d(F.conv2d(stack, g.reshape(1, 1, 1, 11)), g.reshape(1, 1, 11, 1))
+    mx, my, xx, yy, xy = blurred.reshape(x.shape[0], 5, *blurred.shape[-2:]).unbind(1)
+    vx, vy, cov = xx - mx**2, yy - my**2, xy - mx * my
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return float(s.mean())

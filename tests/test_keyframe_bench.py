@@ -97,3 +97,30 @@ def test_windows_keep_every_kth_frame_and_the_limit():
     assert keyframes.windows(clip, 0)[16] == [0, 16, 32, 48]
     assert keyframes.windows(clip, 0)[6] == list(range(0, 49, 6))
     assert keyframes.windows(clip, 1) == {6: [0, 6], 8: [0, 8], 12: [0, 12], 16: [0, 16]}
+
+
+def test_separable_ssim_equals_the_11x11_window():
+    import torch.nn.functional as F
+    from measures import ssim
+
+    rng = np.random.default_rng(1)
+    a = np.round(rng.random((40, 56, 3)) * 255)
+    b = np.clip(a + np.round(rng.normal(0, 15, a.shape)), 0, 255)
+    x, y = (torch.from_numpy(v).permute(2, 0, 1)[:, None] for v in (a, b))
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
+    blur = lambda t: F.conv2d(t, (g[:, None] * g[None, :] / g.sum() ** 2)[None, None])  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    direct = float((((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))).mean())
+    assert abs(ssim(a, b) - direct) < 1e-12
+
+
+def test_max_side_scales_frames_and_tracks_together():
+    frame = torch.zeros(1, 4, 540, 960)
+    assert keyframes.side_scale(frame, 480) == 0.5 and keyframes.side_scale(frame, 0) == 1.0
+    assert keyframes.side_scale(torch.zeros(1, 3, 960, 540), 480) == 0.5  # portrait: the height is the longer side
+    tracks = {"substeps": 8, "tracks": [{"name": "ball", "radius": 70, "path": [[100.0, 50.0], [110.0, 54.0]]}]}
+    half = keyframes.scaled_tracks(tracks, 0.5)["tracks"][0]
+    assert half["radius"] == 35 and half["path"] == [[50.0, 25.0], [55.0, 27.0]]
+    assert tracks["tracks"][0]["radius"] == 70  # the loaded tracks are left as they were
