@@ -21,12 +21,14 @@ import torch
 import torch.nn.functional as F
 
 from ..motion.particles import Field, field_at, integrate, integrate_reversed
-from ..motion.splat import MIN_COVERAGE, fill_gaps, sample, splat
+from ..motion.splat import MIN_COVERAGE, box_around, fill_gaps, sample, splat
 from .hints import extend
 
 DEPTH_FROM_SPEED = 4.0  # where splats overlap, the faster pixel wins by up to e^4 (it is likely in front)
 OUTSIDE_MARGIN = 8  # pixels the field reaches past the mask, so particles leave instead of piling up
 DETAIL_GAIN = (0.5, 4.0)  # the range the finest detail may be scaled by to give back the still's energy
+# How far restore_detail looks: detail of detail (2 px) under a 5x5 mean (2 px more).
+RESTORE_REACH = 4
 
 
 def source_pixels(mask: torch.Tensor) -> torch.Tensor:
@@ -82,6 +84,8 @@ class Loop:
         self.still, self.frames = still, frames
         self.anchors = list(anchors) if anchors is not None else [0, frames]
         self.inside = mask > 0
+        # The detail restore runs only on the region's box: outside it every pixel is the still's.
+        self.restore_box = box_around(self.inside, RESTORE_REACH) or (...,)
         if isinstance(velocity, torch.Tensor):
             self.velocity = extend(velocity, self.inside, steps=OUTSIDE_MARGIN)
         else:
@@ -111,8 +115,11 @@ class Loop:
         frame = torch.where(moving, splatted[:, :channels], self.still)
         # Give the detail back the energy its particles brought (Heitz & Neyret 2018 restore
         # variance after blending textures alike): bilinear splats and the two-way blend lose some.
-        restored = restore_detail(frame, local_mean(splatted[:, channels:]))
-        return torch.where(moving, restored, self.still)
+        box = self.restore_box
+        restored = restore_detail(frame[box], local_mean(splatted[box][:, channels:]))
+        frame = self.still.clone()
+        frame[box] = torch.where(moving[box], restored, self.still[box])
+        return frame
 
     def __len__(self) -> int:
         return self.frames

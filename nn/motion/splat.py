@@ -55,6 +55,16 @@ def blur(image: torch.Tensor, taps: list[float]) -> torch.Tensor:
     return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
+def box_around(inside: torch.Tensor, margin: int) -> tuple | None:
+    """Index (..., rows, columns) of the bounding box of ``inside`` (1, 1, H, W) grown by ``margin``
+    pixels (within the frame); None when ``inside`` is empty."""
+    rows, columns = inside[0, 0].any(1).nonzero(), inside[0, 0].any(0).nonzero()
+    if len(rows) == 0:
+        return None
+    return (..., slice(max(int(rows[0]) - margin, 0), int(rows[-1]) + 1 + margin),
+            slice(max(int(columns[0]) - margin, 0), int(columns[-1]) + 1 + margin))
+
+
 def fill_gaps(total: torch.Tensor, coverage: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Splat sums (1, C, H, W) and weights (1, 1, H, W) with small holes in ``inside`` filled from neighbours.
 
@@ -64,15 +74,13 @@ def fill_gaps(total: torch.Tensor, coverage: torch.Tensor, inside: torch.Tensor)
     normalised), closing gaps up to 2 * GAP_FILL_STEPS pixels wide; wider holes stay holes.
     """
     both = torch.cat([total, coverage], 1)  # (1, C + 1, H, W): one pooling moves sums and weights together
-    rows, columns = inside[0, 0].any(1).nonzero(), inside[0, 0].any(0).nonzero()
-    if len(rows) == 0:
-        return total, coverage
     # Only the box around ``inside`` (and a pixel more, the holes' neighbours) is filtered. It is
     # the same box at every call: a box around each call's holes changed size every frame, and
     # allocations of ever new sizes fragmented the heap, so a long clip's memory grew with its
     # length (+17% from frame 120 to 600 of a 720p Endless clip) while its live tensors did not.
-    box = (..., slice(max(int(rows[0]) - 1, 0), int(rows[-1]) + 2),
-           slice(max(int(columns[0]) - 1, 0), int(columns[-1]) + 2))
+    box = box_around(inside, 1)
+    if box is None:
+        return total, coverage
     for _ in range(GAP_FILL_STEPS):
         empty = (both[:, -1:] <= MIN_COVERAGE) & inside  # outside the region nothing is splatted, nor needed
         if not empty.any():
