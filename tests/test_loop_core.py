@@ -17,7 +17,8 @@ from nn.imageio import ImageFormat, read_image, write_image
 from nn.loop import endless, task
 from nn.loop.__main__ import main as cli_main
 from nn.loop.hints import all_arrows, rasterize_polygons, read_labelme, velocity_field
-from nn.loop.synthesis import Loop
+from nn.loop.synthesis import RESTORE_REACH, Loop, detail, local_mean, restore_detail
+from nn.motion.splat import box_around
 from nn.motion.particles import integrate, integrate_reversed
 from nn.worker import TaskContext, TaskError
 
@@ -369,3 +370,19 @@ def test_endless_and_layers_refusals_write_nothing(inputs, change, message):
     with pytest.raises(TaskError, match=message):
         task.run({**inputs, **change}, Recorder())
     assert not os.path.exists(inputs["output_dir"])
+
+
+def test_the_detail_restore_on_the_region_box_equals_the_whole_frame_restore():
+    """Loop.render restores detail only on the region's box grown by RESTORE_REACH: inside the region
+    that must be exactly what the whole frame gives, wherever the box meets the frame's edge or not."""
+    generator = torch.Generator().manual_seed(3)
+    frame = torch.rand(1, 3, 60, 80, generator=generator)
+    # Energy 1-2 times the frame's own, so the gains stay inside DETAIL_GAIN and depend on every neighbour.
+    energy = local_mean(detail(frame).pow(2)) * (1 + torch.rand(1, 1, 60, 80, generator=generator))
+    for top, left in ((20, 30), (0, 0), (50, 70)):  # inside, at the top-left corner, at the bottom-right
+        inside = torch.zeros(1, 1, 60, 80, dtype=torch.bool)
+        inside[..., top:top + 10, left:left + 10] = True
+        box = box_around(inside, RESTORE_REACH)
+        whole = restore_detail(frame, energy)[box]
+        cropped = restore_detail(frame[box], energy[box])
+        assert torch.equal(cropped[inside[box].expand_as(cropped)], whole[inside[box].expand_as(whole)])
