@@ -258,9 +258,10 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
     paths = frame_paths(clip, data, workdir)
     frames = [load_frame(p) for p in paths]
     width = frames[0].shape[-1]
-    if side_scale(frames[0], max_side) < 1.0:
-        frames = [shrink(f, round(width * side_scale(frames[0], max_side))) for f in frames]
-    scale = frames[0].shape[-1] / width
+    target = round(width * side_scale(frames[0], max_side))
+    if target < width:
+        frames = [shrink(f, target) for f in frames]
+    scale = target / width
     rgba = frames[0].shape[1] == 4
     tracks = json.loads((SHOTS / clip.name / "tracks.json").read_text()) if clip.rendered else None
     if tracks and scale < 1.0:

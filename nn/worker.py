@@ -42,7 +42,7 @@ HEARTBEAT_SECONDS = 5.0  # Blender's side stops a worker it has not heard from f
 # Frame-sized buffers (a 1080p RGB float picture is 25 MB) fall under glibc's self-raising mmap
 # threshold (up to 32 MB), so freed ones stay in its arenas and fragment them: a 1080p x2 retime's
 # worker grew 26% from 100 to 1000 frames (docs/BENCHMARKS.md). Served by mmap, they are returned
-# when freed, at the cost of zeroing fresh pages (about 0.05 s of CPU per 1080p frame).
+# when freed, at the cost of zeroing fresh pages (about 0.04 s of CPU per 1080p frame).
 HEAP_MMAP_THRESHOLD = 4 << 20
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 

@@ -111,12 +111,11 @@ class Loop:
             blended = blended + covered * total / coverage.clamp(min=MIN_COVERAGE)
             weights = weights + covered
         splatted = blended / weights.clamp(min=MIN_COVERAGE)  # (1, C + 1, H, W)
-        moving = self.inside & (weights > 0)
-        frame = torch.where(moving, splatted[:, :channels], self.still)
+        box, moving = self.restore_box, self.inside & (weights > 0)
+        inner = torch.where(moving[box], splatted[box][:, :channels], self.still[box])
         # Give the detail back the energy its particles brought (Heitz & Neyret 2018 restore
         # variance after blending textures alike): bilinear splats and the two-way blend lose some.
-        box = self.restore_box
-        restored = restore_detail(frame[box], local_mean(splatted[box][:, channels:]))
+        restored = restore_detail(inner, local_mean(splatted[box][:, channels:]))
         frame = self.still.clone()
         frame[box] = torch.where(moving[box], restored, self.still[box])
         return frame

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -209,8 +208,6 @@ def save_model(path: str, generator: Generator, config: StyleConfig, steps: int,
     """
     from safetensors.torch import save
 
-    if os.path.lexists(path):
-        raise FileExistsError(f"Refusing to overwrite {path}")
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in generator.state_dict().items()}
     tensors.update({f"{PAINTED}{i}": v.detach().float().contiguous().cpu() for i, v in (painted or {}).items()})
     files.write_new(path, save(tensors, metadata={"format": FORMAT, "config": config.to_json(), "steps": str(steps)}))
