@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..motion.search import block_search
-from ..motion.flow import auto_flow_scale, key_flows, motion_view
+from ..motion.flow import auto_flow_scale, key_flows, length, motion_view
 from ..motion.splat import MIN_COVERAGE, fill_gaps, splat
 from ..motion.trajectory import hermite, key_velocity
 from ..motion.warp import warp
@@ -57,7 +57,7 @@ class GapMotion:
 
 def consistency_error(flow: torch.Tensor, reverse: torch.Tensor) -> torch.Tensor:
     """(1, 1, H, W) pixels by which going along ``flow`` and back along ``reverse`` misses home."""
-    return (flow + warp(reverse, flow)).norm(dim=1, keepdim=True)
+    return length(flow + warp(reverse, flow))
 
 
 def pick_per_pixel(candidates: list[torch.Tensor], errors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,7 +131,7 @@ class KeyMotion:
             # unlike most of the frame (the camera) is likely in front, and covers what it lands on.
             error = (view - warp(other, flow)).abs().mean(1, keepdim=True).clamp(max=MAX_SPLAT_ERROR)
             dominant = flow.flatten(2).median(2).values[..., None, None]  # (1, 2, 1, 1)
-            apart = (flow - dominant).norm(dim=1, keepdim=True)
+            apart = length(flow - dominant)
             fastest = torch.quantile(apart.flatten()[::max(apart.numel() // 65536, 1)], 0.99).clamp(min=DEPTH_PIXELS)
             return torch.exp(-SPLAT_SHARPNESS * error + DEPTH_FROM_MOTION * (apart / fastest).clamp(max=1.0))
 

@@ -75,3 +75,9 @@ def key_flows(mid_flow: torch.Tensor, iterations: int = 1) -> tuple[torch.Tensor
         return warp(motion, back)
 
     return at_frame(to_first), -at_frame(to_second)
+
+
+def length(flow: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) length of each vector of ``flow`` (B, 2, H, W). ``hypot`` because PyTorch's CPU
+    ``norm(dim=1)`` of a 720p flow takes about 160 ms, against 7 ms for this."""
+    return torch.hypot(flow[:, 0:1], flow[:, 1:2])
