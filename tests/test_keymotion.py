@@ -230,3 +230,22 @@ def test_identical_keys_give_holds_and_say_so(tmp_path):
     images, info = run_task(tmp_path, keys, frames)
     assert info["all_identical"] is True
     assert all(torch.equal(image, images[0]) for image in images)
+
+
+def test_the_global_search_finds_each_object_that_jumps_and_nothing_in_a_still_shot():
+    """Two squares jump 150 px in opposite directions (far beyond the network's reach): each is one
+    motion mode whose box holds the square, found from both keys; a shot that stands still has none."""
+    from nn.motion.search import motion_modes, mutual_modes
+
+    def frame(left_x, right_x):
+        both = shot(left_x, 20, width=480, height=270, side=40) + shot(right_x, 180, width=480, height=270, side=40)
+        return both[:, :3]
+
+    modes = mutual_modes(frame(40, 400), frame(190, 250))
+    assert len(modes) >= 2
+    for shift, corner in (((150, 0), (40, 20)), ((-150, 0), (400, 180))):
+        found = [m for m in modes if abs(m.shift[0] - shift[0]) <= 6 and abs(m.shift[1] - shift[1]) <= 6]
+        assert found, (shift, modes)
+        top, bottom, left, right = found[0].box
+        assert top <= corner[1] and bottom >= corner[1] + 40 and left <= corner[0] and right >= corner[0] + 40
+    assert motion_modes(frame(40, 400), frame(40, 400)) == []

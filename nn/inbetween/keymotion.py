@@ -2,9 +2,10 @@
 
 The motion between two keys is estimated once per gap, both ways: F01 on key a's pixels and
 F10 on key b's, from RIFE v4.25's flow at the middle moment (``nn.motion.flow.key_flows``).
-Candidates: the network at full scale (detail), a global block search on a coarse copy refined
-by the network on the keys pre-warped by it (``nn.motion.search``: displacements of up to half
-the frame), and the network at coarser scales. Each pixel takes the candidate whose two flows
+Candidates: the network at full scale (detail); for each object that jumps beyond the network's
+reach (a motion mode of a global search on a coarse copy, ``nn.motion.search``: up to half the
+frame, found from both keys), the network on its box with key b moved by the jump, kept where it
+explains the box clearly better; and the network at coarser scales. Each pixel takes the candidate whose two flows
 agree best and whose warp matches best, over a small window. Every inbetween then splats both keys forward along their
 pixels' paths (``nn.motion.trajectory``: straight and even between two keys, C1 through several)
 by softmax splatting (Niklaus & Liu 2020): where pixels land on one another, the one that matches
@@ -23,7 +24,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from ..motion.search import block_search
+from ..motion.search import Mode, mutual_modes
 from ..motion.flow import auto_flow_scale, key_flows, length, motion_view
 from ..motion.splat import MIN_COVERAGE, fill_gaps, splat
 from ..motion.trajectory import hermite, key_velocity
@@ -34,6 +35,7 @@ MID_ITERATIONS = 3  # fixed-point steps moving the middle moment's flow to each 
 CHOICE_WINDOW = 9  # pixels over which a candidate flow's error is judged
 MISMATCH_PIXELS = 50.0  # a candidate's error: forward-backward miss in pixels + this * brightness mismatch in [0, 1]
 RANK_PENALTY = 0.25  # each candidate after the first must be this much better (fine detail first)
+MODE_GAIN = 0.25  # a jump found by the global search must leave at most this share of the network's error on its object
 SPLAT_SHARPNESS = 10.0  # softmax splatting weight exp(-10 * brightness-constancy error), error in [0, 1]
 DEPTH_FROM_MOTION = 4.0  # a pixel moving unlike the frame's dominant motion outweighs one that follows it by up to e^4
 DEPTH_PIXELS = 4.0  # ... relative to the fastest (99th percentile), or to this many pixels when all is slow
@@ -106,19 +108,28 @@ class KeyMotion:
     def motion(self, key_a: torch.Tensor, key_b: torch.Tensor, is_float: bool, guides=None) -> GapMotion:
         """Both flows of a gap, chosen per pixel among the pyramid scales; ``guides`` [[x0, y0, x1, y1], ...]."""
         view_a, view_b = motion_view(key_a, is_float).float(), motion_view(key_b, is_float).float()
-        # Candidates, finest first: the network at full scale, the global search refined by it, coarser scales.
-        candidates = [key_flows(self.interpolator.estimate(view_a, view_b, 0.5, flow_scale=scale)[0].float(),
-                                MID_ITERATIONS) for scale in self.flow_scales]
-        candidates.insert(1, (self.refined(view_a, view_b, block_search(view_a, view_b)),
-                              self.refined(view_b, view_a, block_search(view_b, view_a))))
-        forwards, backwards = [f for f, _ in candidates], [b for _, b in candidates]
+        network = [key_flows(self.interpolator.estimate(view_a, view_b, 0.5, flow_scale=scale)[0].float(),
+                             MID_ITERATIONS) for scale in self.flow_scales]  # finest first
 
-        def error(flow, reverse, view, other, rank):  # pixels; later candidates must be clearly better
+        def error(flow, reverse, view, other):  # pixels
             mismatch = (view - warp(other, flow)).abs().mean(1, keepdim=True)
-            return (consistency_error(flow, reverse) + MISMATCH_PIXELS * mismatch) * (1 + RANK_PENALTY * rank)
+            return consistency_error(flow, reverse) + MISMATCH_PIXELS * mismatch
 
-        ea = [error(f, b, view_a, view_b, rank) for rank, (f, b) in enumerate(candidates)]
-        eb = [error(b, f, view_b, view_a, rank) for rank, (f, b) in enumerate(candidates)]
+        # Each large motion of the global search, refined by the network, that explains its object
+        # clearly better than the network alone: an object that jumped beyond the network's reach.
+        network_error = error(*network[0], view_a, view_b)
+        jumps = []
+        for mode in mutual_modes(view_a, view_b):
+            flows = self.moved(view_a, view_b, network[0], mode)
+            if error(*flows, view_a, view_b)[mode.members].mean() <= MODE_GAIN * network_error[mode.members].mean():
+                jumps.append(flows)
+        # Candidates, with ranks that each must beat by RANK_PENALTY: the network at full scale (0),
+        # the jumps (1), the network at coarser scales (2, 3).
+        candidates = [(network[0], 0), *((flows, 1) for flows in jumps),
+                      *((flows, rank) for rank, flows in enumerate(network[1:], 2))]
+        forwards, backwards = [f for (f, _), _ in candidates], [b for (_, b), _ in candidates]
+        ea = [error(f, b, view_a, view_b) * (1 + RANK_PENALTY * rank) for (f, b), rank in candidates]
+        eb = [error(b, f, view_b, view_a) * (1 + RANK_PENALTY * rank) for (f, b), rank in candidates]
         forward, _ = pick_per_pixel(forwards, ea)
         backward, _ = pick_per_pixel(backwards, eb)
         if guides:
@@ -141,12 +152,31 @@ class KeyMotion:
         return GapMotion(forward, backward, splat_weight(view_a, view_b, forward), splat_weight(view_b, view_a, backward),
                          trust(forward, backward), trust(backward, forward))
 
-    def refined(self, source: torch.Tensor, target: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-        """Flow (1, 2, H, W) at ``source``'s pixels to ``target``: ``coarse`` refined by the network's
-        estimate between ``source`` and ``target`` pre-warped by it, which leaves only a small motion."""
-        mid_flow, _ = self.interpolator.estimate(source, warp(target, coarse), 0.5, flow_scale=self.flow_scales[0])
-        residual, _ = key_flows(mid_flow.float(), MID_ITERATIONS)
-        return residual + warp(coarse, residual)
+    def moved(self, view_a: torch.Tensor, view_b: torch.Tensor, network: tuple[torch.Tensor, torch.Tensor],
+              mode: Mode) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``network`` flows (F01, F10) with ``mode``'s object taken over by its shift plus the network's
+        estimate between key a's box and key b's box moved by the shift, which leaves only the small
+        motion (turning, scaling, parts) that the network reaches. One run on a crop gives both ways.
+        Outside the object the network's flow stays, so the jump cannot win on a background it does not fit."""
+        (dx, dy), (top, bottom, left, right) = mode.shift, mode.box
+        height, width = view_a.shape[-2:]
+        rows = (torch.arange(top, bottom) + dy).clamp(0, height - 1)
+        columns = (torch.arange(left, right) + dx).clamp(0, width - 1)
+        moved_b = view_b[..., rows, :][..., columns]  # (1, 3, h, w) where the box went, the frame's edge repeated
+        mid_flow, _ = self.interpolator.estimate(view_a[..., top:bottom, left:right], moved_b, 0.5,
+                                                 flow_scale=self.flow_scales[0])
+        forward_box, backward_box = key_flows(mid_flow.float(), MID_ITERATIONS)
+        shift = view_a.new_tensor([dx, dy]).view(1, 2, 1, 1)
+        forward, backward = network[0].clone(), network[1].clone()
+        forward[..., top:bottom, left:right] = forward_box + shift
+        landed = torch.zeros_like(mode.reach)  # the object's pixels on key b
+        # On key b the box lies moved by the shift: its part on the frame.
+        b_top, b_bottom, b_left, b_right = max(top + dy, 0), min(bottom + dy, height), max(left + dx, 0), min(right + dx, width)
+        if b_top < b_bottom and b_left < b_right:
+            inside = (..., slice(b_top - top - dy, b_bottom - top - dy), slice(b_left - left - dx, b_right - left - dx))
+            backward[..., b_top:b_bottom, b_left:b_right] = backward_box[inside] - shift
+            landed[..., b_top:b_bottom, b_left:b_right] = mode.reach[..., top:bottom, left:right][inside]
+        return torch.where(mode.reach, forward, network[0]), torch.where(landed, backward, network[1])
 
     def frame(self, key_a: torch.Tensor, key_b: torch.Tensor, motion: GapMotion, t: float,
               tangents_a: tuple[torch.Tensor, torch.Tensor], tangents_b: tuple[torch.Tensor, torch.Tensor]
