@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..motion.flow import length
 from .hints import extend
 
 WINDOW = 48  # mean frames between two passes through the still; also the shortest Endless clip
@@ -58,13 +59,13 @@ def perturbations(base: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     """(R, 2, H, W) fields to add to ``base`` (1, 2, H, W): a turn, a speed change and two swirls."""
     _, _, height, width = base.shape
     turn = torch.stack([-base[:, 1], base[:, 0]], 1)  # base rotated a quarter turn
-    speed = base.norm(dim=1, keepdim=True)  # (1, 1, H, W)
+    speed = length(base)  # (1, 1, H, W)
     cells = (max(2, round(SWIRL_CELLS * height / max(height, width))), max(2, round(SWIRL_CELLS * width / max(height, width))))
     swirls = []
     for _ in range(2):
         coarse = torch.randn(1, 2, *cells, generator=generator).to(base)
         smooth = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
-        smooth = smooth / smooth.norm(dim=1, keepdim=True).mean().clamp(min=1e-6)  # unit speed on average
+        smooth = smooth / length(smooth).mean().clamp(min=1e-6)  # unit speed on average
         swirls.append(smooth * speed)  # as fast as the base where it moves, still where it is still
     return torch.cat([turn, base, *swirls], 0)
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .. import hub
 from ..imageio import ImageFormat, read_image, write_image
+from ..motion.flow import length
 from ..inbetween.task import output_format, to_pixels, to_tensor
 from ..worker import TaskError
 from .appearance import LightChange
@@ -140,7 +141,7 @@ def learned_motion(params: dict, still: torch.Tensor, mask: np.ndarray | None, s
             raise TaskError(str(error)) from error
     converted = os.path.join(params["hub"]["cache_dir"], "converted") if params.get("hub") else None
     velocity = predict_velocity(load_predictor(path, ctx.device, converted), still, ctx.device, is_float).cpu()
-    magnitude = velocity.norm(dim=1)[0]  # (H, W)
+    magnitude = length(velocity)[0, 0]  # (H, W)
     if mask is None:
         mask = (magnitude >= PREDICTED_MOTION * torch.quantile(magnitude.flatten()[::97], 0.95)).numpy()
     mean = float(magnitude[torch.from_numpy(mask)].mean()) if mask.any() else 0.0
@@ -184,7 +185,7 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
         velocity, notes = hinted_motion(params, still, mask, speed)
     velocity = velocity.to(ctx.device)
     mask_tensor = torch.from_numpy(mask)[None, None].float().to(ctx.device)
-    mean_speed = float(velocity.norm(dim=1)[0][mask_tensor[0, 0] > 0].mean()) if mask.any() else 0.0
+    mean_speed = float(length(velocity)[0, 0][mask_tensor[0, 0] > 0].mean()) if mask.any() else 0.0
     has_alpha = still.shape[1] in (2, 4)
     endless = bool(params.get("endless"))
     field, times, curve = velocity, None, None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from ..imageio import image_size, read_image
-from ..motion.flow import motion_view
+from ..motion.flow import length, motion_view
 from ..worker import TaskContext, TaskError
 from .motion_net import MULTIPLE, WORKING_SIDE, MotionPredictor, parameter_count, save_predictor, to_working
 
@@ -329,7 +329,7 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
                                          report=lambda line, share=share: ctx.progress(share, line)))
     del flow
     for clip in prepared:
-        speed = clip.target.norm(dim=1)
+        speed = length(clip.target)
         ctx.progress(PREPARE_SHARE, f"{clip.name}: {clip.frames.shape[-1]}x{clip.frames.shape[-2]} at the working size, "
                                     f"mean speed {speed.mean():.2f} px/frame (max {speed.max():.2f})")
     trainer = MotionTrainer(prepared, steps, crop=int(params.get("crop", 256)), batch=int(params.get("batch", 4)),
