@@ -249,3 +249,21 @@ def test_the_global_search_finds_each_object_that_jumps_and_nothing_in_a_still_s
         top, bottom, left, right = found[0].box
         assert top <= corner[1] and bottom >= corner[1] + 40 and left <= corner[0] and right >= corner[0] + 40
     assert motion_modes(frame(40, 400), frame(40, 400)) == []
+
+
+def test_only_modes_found_from_both_keys_count():
+    """Where a square left, key b is empty background, which matches the empty background beside the
+    square in key a by short chance shifts: modes of b towards a that nothing from key a confirms.
+    Only the square's own jump is found both ways."""
+    from nn.motion.search import motion_modes, mutual_modes
+
+    def frame(x):
+        image = np.zeros((270, 480, 3), np.float32)
+        image[20:60, x:x + 40] = texture(40, 40, 7)
+        return torch.from_numpy(image).permute(2, 0, 1)[None]
+
+    jump = lambda mode: abs(mode.shift[0] + 150) <= 6 and abs(mode.shift[1]) <= 6  # noqa: E731
+    chance = [m for m in motion_modes(frame(190), frame(40)) if not jump(m)]
+    assert chance, "the empty background should match by chance"
+    kept = mutual_modes(frame(190), frame(40))
+    assert len(kept) == 1 and jump(kept[0]), kept
