@@ -3,6 +3,7 @@
 Shots are small and generated: a textured square (opaque, on a transparent or textured
 background) moving between keys, so the true position of every inbetween is known.
 """
+import dataclasses
 import os
 
 import numpy as np
@@ -100,6 +101,37 @@ def test_inbetweens_are_evenly_timed_and_without_ghosts(keymotion, one_thread):
         assert partly_transparent(frame) <= key_edge + fade / 4, (t, partly_transparent(frame), fade)
         # The square's alpha keeps its mass (splats widen it by up to a pixel each side: 26^2 / 24^2 = 1.17).
         assert frame[0, 3].sum() == pytest.approx(SIDE * SIDE, rel=0.25)
+
+
+def test_the_network_at_t_runs_only_where_the_keys_disagree(keymotion, one_thread):
+    """Where the motion explains both keys, the splats agree and RIFE at t is never run; where the colour
+    changes as well, the splats disagree and the inbetween there is RIFE's at t, not their blend."""
+    calls = []
+    per_t = keymotion.per_t
+
+    def counted(*args):
+        calls.append(args[2])
+        return per_t(*args)
+
+    keymotion.per_t = counted
+    try:
+        keymotion.inbetween([shot(20, 30), shot(100, 50)], [[0.25, 0.5, 0.75]], False)
+        assert calls == []
+        background = texture(H, W, 3)
+        keys = [shot(20, 36, background)[:, :3], shot(50, 36, background)[:, :3]]
+        keys[1][..., 36:60, 50:74] *= 0.6  # the square 30 px on, and in shadow: its splats do not match
+        sequence = keymotion.sequence(keys, [[0.5]], False)
+        made = sequence.frame(0, 1, 0.5)
+        assert calls == [0.5]
+    finally:
+        keymotion.per_t = per_t
+    at_t = per_t(keys[0], keys[1], 0.5, False)
+    motion = sequence.motion(0, 1)
+    splats_only = keymotion.frame(keys[0], keys[1], dataclasses.replace(motion, guided=True), 0.5,
+                                  (motion.forward, motion.forward), (-motion.backward, -motion.backward), False)
+    square = np.s_[..., 38:58, 37:57]  # inside the square at t = 0.5 (x 35..58)
+    assert (made - at_t)[square].abs().mean() < 0.015
+    assert (splats_only - at_t)[square].abs().mean() > 0.03  # so the test tells the two apart
 
 
 def test_paths_are_smooth_through_a_key(keymotion, one_thread):

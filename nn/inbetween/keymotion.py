@@ -11,9 +11,11 @@ pixels' paths (``nn.motion.trajectory``: straight and even between two keys, C1 
 by softmax splatting (Niklaus & Liu 2020): where pixels land on one another, the one that matches
 the other key wins, so what that key occludes gives way. The two splats are normalised apart and
 blended by time and by how well each pixel's flows agree; holes are closed from neighbours, and
-what neither key shows comes from both keys warped backwards. All channels, alpha included, ride
-along (alpha premultiplied, so hidden colour never bleeds). So inbetweens are evenly timed, agree
-with one another, and cost one motion estimate per gap instead of one network run per frame.
+what neither key shows comes from both keys warped backwards. Where the two splats disagree in colour
+(appearance that no motion explains: a turning limb, light, a wrong match) the motion is not to be
+trusted, and the inbetween leans towards RIFE v4.25 run at that t, which sees both keys
+at that moment. All channels, alpha included, ride along (alpha premultiplied, so hidden colour never
+bleeds). So inbetweens are evenly timed and agree with one another wherever the motion explains the keys.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from ..motion.flow import auto_flow_scale, key_flows, length, motion_view
 from ..motion.splat import MIN_COVERAGE, fill_gaps, splat
 from ..motion.trajectory import hermite, key_velocity
 from ..motion.warp import warp
+from .task import FlowModel
 
 FLOW_SCALES = (1.0, 0.5, 0.25)  # RIFE pyramid scales tried per gap (Flow Scale set by the user: that one only)
 MID_ITERATIONS = 3  # fixed-point steps moving the middle moment's flow to each key's pixels
@@ -43,6 +46,8 @@ MAX_SPLAT_ERROR = 0.5  # so a weight never falls below e^-5 and a badly matched 
 TRUST_PIXELS = 2.0  # a pixel whose two flows disagree by this many pixels counts e^-1 as much in the blend
 MIN_TRUST = 1e-2
 GAP_CACHE = 4  # gap motions kept at once (each 8 channels of floats per pixel)
+DISAGREEMENT = 0.1  # splats this far apart in colour (mean of the channels in [0, 1]) keep e^-1 of the motion's share
+ALL_AGREE = 0.99  # when every pixel's share of the motion is above this, the network at t is not run
 GUIDE_REACH = 0.15  # guide points move the flow within about this fraction of the frame's diagonal
 
 
@@ -55,6 +60,7 @@ class GapMotion:
     weight_b: torch.Tensor
     trust_a: torch.Tensor  # (1, 1, H, W) in (0, 1]: how well key a's pixel's two flows agree
     trust_b: torch.Tensor
+    guided: bool = False  # the user marked where things go: the motion holds even where colours differ
 
 
 def consistency_error(flow: torch.Tensor, reverse: torch.Tensor) -> torch.Tensor:
@@ -104,6 +110,7 @@ class KeyMotion:
         else:
             base = auto_flow_scale({"size": size or (0, 0)})
             self.flow_scales = tuple(dict.fromkeys(max(base * s, min(FLOW_SCALES)) for s in FLOW_SCALES))
+        self.per_t = FlowModel(interpolator, self.flow_scales[0])  # where the motion does not explain the keys
 
     def motion(self, key_a: torch.Tensor, key_b: torch.Tensor, is_float: bool, guides=None) -> GapMotion:
         """Both flows of a gap, chosen per pixel among the pyramid scales; ``guides`` [[x0, y0, x1, y1], ...]."""
@@ -150,7 +157,7 @@ class KeyMotion:
             return torch.exp(-consistency_error(flow, reverse) / TRUST_PIXELS).clamp(min=MIN_TRUST)
 
         return GapMotion(forward, backward, splat_weight(view_a, view_b, forward), splat_weight(view_b, view_a, backward),
-                         trust(forward, backward), trust(backward, forward))
+                         trust(forward, backward), trust(backward, forward), bool(guides))
 
     def moved(self, view_a: torch.Tensor, view_b: torch.Tensor, network: tuple[torch.Tensor, torch.Tensor],
               mode: Mode) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,8 +186,8 @@ class KeyMotion:
         return torch.where(mode.reach, forward, network[0]), torch.where(landed, backward, network[1])
 
     def frame(self, key_a: torch.Tensor, key_b: torch.Tensor, motion: GapMotion, t: float,
-              tangents_a: tuple[torch.Tensor, torch.Tensor], tangents_b: tuple[torch.Tensor, torch.Tensor]
-              ) -> torch.Tensor:
+              tangents_a: tuple[torch.Tensor, torch.Tensor], tangents_b: tuple[torch.Tensor, torch.Tensor],
+              is_float: bool) -> torch.Tensor:
         """The inbetween at time t of a gap. ``tangents_a``: the start and end tangents (pixels per gap) of
         the paths of key a's pixels; ``tangents_b`` those of key b's, in the same direction of time."""
         height, width = key_a.shape[-2:]
@@ -203,6 +210,15 @@ class KeyMotion:
         # What neither key's splats reach (wide disocclusions, the frame's edge): both keys warped back.
         fallback = (1.0 - t) * warp(keys[0], -t * motion.forward) + t * warp(keys[1], -(1.0 - t) * motion.backward)
         image = torch.where(blend_a + blend_b > 1e-6, blended, fallback)
+        if not motion.guided:
+            # The motion's share: 1 where both splats show the same colour, less as they differ (Gaussian, so
+            # the small differences of resampling a fine texture twice cost nothing). What only one key shows
+            # (a disocclusion) that key gives: the network at t would ghost it there.
+            disagreement = seen_difference(image_a, image_b, alpha, is_float)
+            share = torch.where((blend_a > 0) & (blend_b > 0), torch.exp(-(disagreement / DISAGREEMENT) ** 2), 1.0)
+            if not bool((share > ALL_AGREE).all()):
+                at_t = self.per_t(key_a, key_b, t, is_float).float()  # (1, C, H, W), straight alpha
+                image = share * image + (1.0 - share) * (premultiplied(at_t) if alpha else at_t)
         return (straight(image) if alpha else image).to(key_a.dtype)
 
     def inbetween(self, keys: list[torch.Tensor], times: list[list[float]], is_float: bool,
@@ -259,7 +275,7 @@ class KeySequence:
         # Key a's pixels start at key a and end on key b at x + F01; key b's start at y + F10 on key a.
         tangents_a = (tangent(velocity_a, motion.forward, None), tangent(velocity_b, motion.forward, motion.forward))
         tangents_b = (tangent(velocity_a, -motion.backward, motion.backward), tangent(velocity_b, -motion.backward, None))
-        return self.model.frame(self.key(a), self.key(b), motion, t, tangents_a, tangents_b)
+        return self.model.frame(self.key(a), self.key(b), motion, t, tangents_a, tangents_b, self.is_float)
 
 
 @lru_cache(maxsize=4)
@@ -268,6 +284,17 @@ def pixel_grid(height: int, width: int) -> torch.Tensor:
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
                             indexing="ij")
     return torch.stack([xs.flatten(), ys.flatten()], 1)
+
+
+def seen_difference(image_a: torch.Tensor, image_b: torch.Tensor, alpha: bool, is_float: bool) -> torch.Tensor:
+    """(1, 1, H, W) mean RGB difference of two splats as people see them (display-referred, so float
+    frames compare like 8-bit ones). RGBA splats are premultiplied: they are compared in straight colour
+    where both are opaque, so a transparent neighbour that mixed into one, or a nearly clear pixel, does not count."""
+    if not alpha:
+        return (motion_view(image_a, is_float) - motion_view(image_b, is_float)).abs().mean(1, keepdim=True)
+    a, b = straight(image_a), straight(image_b)
+    opaque = torch.minimum(a[:, 3:], b[:, 3:])
+    return (motion_view(a, is_float) - motion_view(b, is_float)).abs().mean(1, keepdim=True) * opaque
 
 
 def premultiplied(image: torch.Tensor) -> torch.Tensor:
