@@ -9,7 +9,7 @@ IE = RMS of the RGB difference. Each set is reported separately; Sintel's clean_
 final_* runs are separate sets, with triplets (1,3)->2 and (2,4)->3.
 bbb-720p: Big Buck Bunny (1280x720), decoded by ffmpeg, triplets (i, i+2) -> i+1 for
 i = 0, 12, ..., 108: the speed check at 720p (our triplet choice; PEERS.md does not say its own).
-Rows: this project's models, ffmpeg minterpolate (when ffmpeg is installed), a 50/50 blend.
+Rows: this project's models (Key Motion at its own pyramid scales), ffmpeg minterpolate (when ffmpeg is installed), a 50/50 blend.
 Times are per middle frame with frames in memory, except ffmpeg's, which include its start-up
 and PNG reading and writing, as its users pay them.
 """
@@ -71,9 +71,10 @@ def ffmpeg_middle(a_path: Path, b_path: Path, workdir: str) -> np.ndarray:
     return ffmpeg_interpolate([a_path, a_path, b_path, b_path], 2, workdir)[3]
 
 
-def methods(weights_dir: str, device, flow_scales: list[float], high_quality: bool):
+def methods(weights_dir: str, device, flow_scales: list[float], high_quality: bool, workdir: str):
+    """Rows by name; their scratch files go under ``workdir``."""
     ctx = TaskContext(device, False)
-    hub = {"cache_dir": tempfile.mkdtemp(prefix="bench-hub-"), "local_dir": weights_dir, "online": False}
+    hub = {"cache_dir": os.path.join(workdir, "hub"), "local_dir": weights_dir, "online": False}
     rows = {}
     for model in ("rife-v4.25", "rife-hdv3"):
         for scale in flow_scales:
@@ -83,9 +84,12 @@ def methods(weights_dir: str, device, flow_scales: list[float], high_quality: bo
         if high_quality:
             net = load_model({"model": model, "hub": hub, "flow_scale": 1.0, "high_quality": True}, ctx)
             rows[f"frameweaver {model} HQ"] = lambda a, b, _pa, _pb, net=net: net(a, b, 0.5, False)
+    keymotion = load_model({"model": "keymotion", "hub": hub}, ctx)  # its own pyramid scales, one gap
+    rows["frameweaver keymotion"] = lambda a, b, _pa, _pb: keymotion(a, b, 0.5, False)
     if shutil.which("ffmpeg"):
-        workdir = tempfile.mkdtemp(prefix="bench-ffmpeg-")
-        rows["ffmpeg minterpolate"] = lambda _a, _b, pa, pb: ffmpeg_middle(pa, pb, workdir)
+        scratch = os.path.join(workdir, "ffmpeg")
+        os.makedirs(scratch)
+        rows["ffmpeg minterpolate"] = lambda _a, _b, pa, pb: ffmpeg_middle(pa, pb, scratch)
     rows["50/50 blend"] = lambda a, b, _pa, _pb: (a + b) / 2
     return rows
 
@@ -93,8 +97,8 @@ def methods(weights_dir: str, device, flow_scales: list[float], high_quality: bo
 def run(sets, limit, weights_dir, flow_scales, high_quality):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     table = {}
-    rows = methods(weights_dir, device, flow_scales, high_quality)
-    workdir = tempfile.mkdtemp(prefix="bench-frames-")
+    workdir = tempfile.mkdtemp(prefix="bench-inbetween-")
+    rows = methods(weights_dir, device, flow_scales, high_quality, workdir)
     with torch.inference_mode():
         for set_name in sets:
             scores = {name: {"psnr": [], "ssim": [], "ie": [], "ms": []} for name in rows}
