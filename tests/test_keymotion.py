@@ -134,6 +134,25 @@ def test_the_network_at_t_runs_only_where_the_keys_disagree(keymotion, one_threa
     assert (splats_only - at_t)[square].abs().mean() > 0.03  # so the test tells the two apart
 
 
+def test_the_network_at_t_estimates_its_motion_on_a_smaller_copy(keymotion, one_thread):
+    """RIFE at t only hedges the splats, so its motion comes from a copy of at most AT_T_ESTIMATE_PIXELS
+    (a third of its cost at 720p); its frame, and the gap's own motion, stay full size."""
+    from nn.inbetween.keymotion import AT_T_ESTIMATE_PIXELS
+    from nn.inbetween.models import MAX_ESTIMATE_PIXELS
+
+    shapes = []
+    hook = keymotion.per_t.interpolator.net.register_forward_pre_hook(lambda _net, args: shapes.append(args[0].shape))
+    try:
+        key = torch.rand(1, 3, 540, 960)
+        frame = keymotion.per_t(key, key.roll(8, -1), 0.5, False)
+    finally:
+        hook.remove()
+    assert frame.shape == key.shape
+    assert AT_T_ESTIMATE_PIXELS == 640 * 360
+    assert shapes == [(1, 3, 384, 640)]  # 640x360, padded to the network's multiple of 128 (full size: 640x1024)
+    assert keymotion.interpolator.max_estimate_pixels == MAX_ESTIMATE_PIXELS
+
+
 def test_paths_are_smooth_through_a_key(keymotion, one_thread):
     """Three keys on a curve: the velocity just before the middle key matches the one just after it."""
     positions = [np.array([16.0, 60.0]), np.array([66.0, 20.0]), np.array([116.0, 60.0])]

@@ -48,6 +48,8 @@ MIN_TRUST = 1e-2
 GAP_CACHE = 4  # gap motions kept at once (each 8 channels of floats per pixel)
 DISAGREEMENT = 0.1  # splats this far apart in colour (mean of the channels in [0, 1]) keep e^-1 of the motion's share
 ALL_AGREE = 0.99  # when every pixel's share of the motion is above this, the network at t is not run
+AT_T_ESTIMATE_PIXELS = 640 * 360  # the network at t estimates its motion on at most this many pixels: at 720p that
+# costs a third as much for the same PSNR (docs/BENCHMARKS.md); its frame is still warped at full size
 GUIDE_REACH = 0.15  # guide points move the flow within about this fraction of the frame's diagonal
 
 
@@ -110,7 +112,9 @@ class KeyMotion:
         else:
             base = auto_flow_scale({"size": size or (0, 0)})
             self.flow_scales = tuple(dict.fromkeys(max(base * s, min(FLOW_SCALES)) for s in FLOW_SCALES))
-        self.per_t = FlowModel(interpolator, self.flow_scales[0])  # where the motion does not explain the keys
+        # Where the motion does not explain the keys. On its copy of at most AT_T_ESTIMATE_PIXELS the automatic
+        # pyramid scale is 1 whatever the frame's size; a scale the user chose is kept.
+        self.per_t = FlowModel(interpolator.estimating_at_most(AT_T_ESTIMATE_PIXELS), flow_scale or 1.0)
 
     def motion(self, key_a: torch.Tensor, key_b: torch.Tensor, is_float: bool, guides=None) -> GapMotion:
         """Both flows of a gap, chosen per pixel among the pyramid scales; ``guides`` [[x0, y0, x1, y1], ...]."""

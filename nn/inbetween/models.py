@@ -6,6 +6,7 @@ scripts do), and crops flow, mask and frames back.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -101,6 +102,12 @@ class Interpolator:
         net = self.spec.network()
         net.load_state_dict(state_dict_from_checkpoint(name, state_dict))
         self.net = net.to(self.device, self.dtype).eval().requires_grad_(False)
+
+    def estimating_at_most(self, pixels: int) -> "Interpolator":
+        """The same network, estimating motion on a copy of at most ``pixels`` (frames stay full size)."""
+        capped = copy.copy(self)
+        capped.max_estimate_pixels = min(pixels, self.max_estimate_pixels)
+        return capped
 
     @torch.no_grad()
     def estimate(self, img0: torch.Tensor, img1: torch.Tensor, t: float,
