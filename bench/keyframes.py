@@ -187,8 +187,9 @@ class SharedMidpoints:
 class FfmpegMinterpolate:
     """ffmpeg minterpolate at k times the keys' rate, on RGB (alpha is not interpolated): even times only."""
 
-    def __init__(self):
-        self.workdir = tempfile.mkdtemp(prefix="bench-ffmpeg-")
+    def __init__(self, workdir: str):
+        self.workdir = workdir
+        os.makedirs(workdir)
 
     def inbetween(self, keys, times, is_float):
         factor = len(times[0]) + 1
@@ -211,17 +212,18 @@ def inbetweens(model, keys: list[torch.Tensor], times: list[list[float]], is_flo
     return [[model(keys[g], keys[g + 1], t, is_float) for t in ts] for g, ts in enumerate(times)]
 
 
-def load_methods(names: list[str], weights_dir: str, device) -> dict:
+def load_methods(names: list[str], weights_dir: str, device, workdir: str) -> dict:
+    """Rows by name, as the add-on's defaults load them; their scratch files go under ``workdir``."""
     ctx = TaskContext(device, False)
-    settings = {"cache_dir": tempfile.mkdtemp(prefix="bench-hub-"), "local_dir": weights_dir, "online": False}
+    settings = {"cache_dir": os.path.join(workdir, "hub"), "local_dir": weights_dir, "online": False}
     methods = {}
     for name in names:
         if name == "ffmpeg":
             if not shutil.which("ffmpeg"):
                 sys.exit("ffmpeg is not installed (apt-get install ffmpeg), or leave it out of --methods")
-            methods[name] = FfmpegMinterpolate()
+            methods[name] = FfmpegMinterpolate(os.path.join(workdir, "ffmpeg"))
             continue
-        model = load_model({"model": name, "hub": settings, "flow_scale": 1.0}, ctx)
+        model = load_model({"model": name, "hub": settings}, ctx)  # Flow Scale Auto, as users get it
         interpolator = getattr(model, "interpolator", None)
         methods[name] = model if interpolator is None or interpolator.spec.time_conditioned else SharedMidpoints(model)
     return methods
@@ -334,6 +336,26 @@ def print_table(table):
                       f"{cell(r, 'ms', '7.0f'):>7s} {cell(r, 'time_ratio', '7.2f'):>7s} {cell(r, 'n', '4d'):>4s}")
 
 
+def measure(args, shared: Path, device, workdir: str) -> dict:
+    """Every row on every clip of ``args``: {clip: {k: {method: figures}}}."""
+    methods = load_methods(args.methods, args.weights_dir, device, workdir)
+    flow = None
+    if args.stability_width:
+        settings = hub.HubSettings(cache_dir=os.path.join(workdir, "hub"), local_dir=args.weights_dir, online=False)
+        flow = Flow.load(settings, device, half=False)
+    table = {}
+    for name in args.clips:
+        clip = CLIPS[name]
+        if not clip.rendered and not (shared / "data" / clip.footage).exists():
+            print(f"Skipping {name}: {shared / 'data' / clip.footage} is missing", file=sys.stderr)
+            continue
+        table[name] = run_clip(clip, methods, args.gaps, 1 if args.quick else args.limit, flow,
+                               args.stability_width, shared / "data", workdir, args.max_side)
+        if args.json:  # after every clip, so a long run that is stopped keeps what it measured
+            Path(args.json).write_text(json.dumps(table, indent=2))
+    return table
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
@@ -356,24 +378,11 @@ def main():
     shared = Path(args.shared)
     args.weights_dir = args.weights_dir or str(shared / "weights")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    methods = load_methods(args.methods, args.weights_dir, device)
-    flow = None
-    if args.stability_width:
-        settings = hub.HubSettings(cache_dir=tempfile.mkdtemp(prefix="bench-hub-"), local_dir=args.weights_dir,
-                                   online=False)
-        flow = Flow.load(settings, device, half=False)
     workdir = tempfile.mkdtemp(prefix="bench-keyframes-")
-    table = {}
-    for name in args.clips:
-        clip = CLIPS[name]
-        if not clip.rendered and not (shared / "data" / clip.footage).exists():
-            print(f"Skipping {name}: {shared / 'data' / clip.footage} is missing", file=sys.stderr)
-            continue
-        table[name] = run_clip(clip, methods, args.gaps, 1 if args.quick else args.limit, flow,
-                               args.stability_width, shared / "data", workdir, args.max_side)
-        if args.json:  # after every clip, so a long run that is stopped keeps what it measured
-            Path(args.json).write_text(json.dumps(table, indent=2))
-    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        table = measure(args, shared, device, workdir)
+    finally:  # decoded frames and scratch files go, even when a run is stopped
+        shutil.rmtree(workdir, ignore_errors=True)
     print_table(table)
 
 

@@ -2,10 +2,10 @@
 
 The motion between two keys is estimated once per gap, both ways: F01 on key a's pixels and
 F10 on key b's, from RIFE v4.25's flow at the middle moment (``nn.motion.flow.key_flows``).
-Candidates: the network at full scale (detail); for each object that jumps beyond the network's
+Candidates: the network on the whole frame; and for each object that jumps beyond the network's
 reach (a motion mode of a global search on a coarse copy, ``nn.motion.search``: up to half the
 frame, found from both keys), the network on its box with key b moved by the jump, kept where it
-explains the box clearly better; and the network at coarser scales. Each pixel takes the candidate whose two flows
+explains the box clearly better. Each pixel takes the candidate whose two flows
 agree best and whose warp matches best, over a small window. Every inbetween then splats both keys forward along their
 pixels' paths (``nn.motion.trajectory``: straight and even between two keys, C1 through several)
 by softmax splatting (Niklaus & Liu 2020): where pixels land on one another, the one that matches
@@ -33,11 +33,10 @@ from ..motion.trajectory import hermite, key_velocity
 from ..motion.warp import warp
 from .task import FlowModel
 
-FLOW_SCALES = (1.0, 0.5, 0.25)  # RIFE pyramid scales tried per gap (Flow Scale set by the user: that one only)
 MID_ITERATIONS = 3  # fixed-point steps moving the middle moment's flow to each key's pixels
 CHOICE_WINDOW = 9  # pixels over which a candidate flow's error is judged
 MISMATCH_PIXELS = 50.0  # a candidate's error: forward-backward miss in pixels + this * brightness mismatch in [0, 1]
-RANK_PENALTY = 0.25  # each candidate after the first must be this much better (fine detail first)
+RANK_PENALTY = 0.25  # a jump must be this much better than the network on its pixels to be chosen
 MODE_GAIN = 0.25  # a jump found by the global search must leave at most this share of the network's error on its object
 SPLAT_SHARPNESS = 10.0  # softmax splatting weight exp(-10 * brightness-constancy error), error in [0, 1]
 DEPTH_FROM_MOTION = 4.0  # a pixel moving unlike the frame's dominant motion outweighs one that follows it by up to e^4
@@ -105,22 +104,19 @@ class KeyMotion:
     or ``model(key_a, key_b, t, is_float)`` for one frame of a lone gap, like the other models."""
 
     def __init__(self, interpolator, flow_scale: float = 0.0, size: tuple[int, int] | None = None):
-        """``flow_scale`` > 0 uses that pyramid scale only; 0 tries ``FLOW_SCALES``, halved at 2K and above."""
+        """``flow_scale``: RIFE's pyramid scale; 0 is Auto (1, and 0.5 at 2K and above). Coarser scales as
+        further candidates lost 0.1-0.6 dB on the keyframe benchmark's shots (docs/BENCHMARKS.md)."""
         self.interpolator = interpolator
-        if flow_scale > 0:
-            self.flow_scales = (flow_scale,)
-        else:
-            base = auto_flow_scale({"size": size or (0, 0)})
-            self.flow_scales = tuple(dict.fromkeys(max(base * s, min(FLOW_SCALES)) for s in FLOW_SCALES))
+        self.flow_scale = auto_flow_scale({"flow_scale": flow_scale, "size": size or (0, 0)})
         # Where the motion does not explain the keys. On its copy of at most AT_T_ESTIMATE_PIXELS the automatic
         # pyramid scale is 1 whatever the frame's size; a scale the user chose is kept.
         self.per_t = FlowModel(interpolator.estimating_at_most(AT_T_ESTIMATE_PIXELS), flow_scale or 1.0)
 
     def motion(self, key_a: torch.Tensor, key_b: torch.Tensor, is_float: bool, guides=None) -> GapMotion:
-        """Both flows of a gap, chosen per pixel among the pyramid scales; ``guides`` [[x0, y0, x1, y1], ...]."""
+        """Both flows of a gap, chosen per pixel among the candidates; ``guides`` [[x0, y0, x1, y1], ...]."""
         view_a, view_b = motion_view(key_a, is_float).float(), motion_view(key_b, is_float).float()
-        network = [key_flows(self.interpolator.estimate(view_a, view_b, 0.5, flow_scale=scale)[0].float(),
-                             MID_ITERATIONS) for scale in self.flow_scales]  # finest first
+        network = key_flows(self.interpolator.estimate(view_a, view_b, 0.5, flow_scale=self.flow_scale)[0].float(),
+                            MID_ITERATIONS)
 
         def error(flow, reverse, view, other):  # pixels
             mismatch = (view - warp(other, flow)).abs().mean(1, keepdim=True)
@@ -128,16 +124,14 @@ class KeyMotion:
 
         # Each large motion of the global search, refined by the network, that explains its object
         # clearly better than the network alone: an object that jumped beyond the network's reach.
-        network_error = error(*network[0], view_a, view_b)
+        network_error = error(*network, view_a, view_b)
         jumps = []
         for mode in mutual_modes(view_a, view_b):
-            flows = self.moved(view_a, view_b, network[0], mode)
+            flows = self.moved(view_a, view_b, network, mode)
             if error(*flows, view_a, view_b)[mode.members].mean() <= MODE_GAIN * network_error[mode.members].mean():
                 jumps.append(flows)
-        # Candidates, with ranks that each must beat by RANK_PENALTY: the network at full scale (0),
-        # the jumps (1), the network at coarser scales (2, 3).
-        candidates = [(network[0], 0), *((flows, 1) for flows in jumps),
-                      *((flows, rank) for rank, flows in enumerate(network[1:], 2))]
+        # Candidates with their ranks: the network (0), the jumps (1, which must beat it by RANK_PENALTY).
+        candidates = [(network, 0), *((flows, 1) for flows in jumps)]
         forwards, backwards = [f for (f, _), _ in candidates], [b for (_, b), _ in candidates]
         ea = [error(f, b, view_a, view_b) * (1 + RANK_PENALTY * rank) for (f, b), rank in candidates]
         eb = [error(b, f, view_b, view_a) * (1 + RANK_PENALTY * rank) for (f, b), rank in candidates]
@@ -175,7 +169,7 @@ class KeyMotion:
         columns = (torch.arange(left, right) + dx).clamp(0, width - 1)
         moved_b = view_b[..., rows, :][..., columns]  # (1, 3, h, w) where the box went, the frame's edge repeated
         mid_flow, _ = self.interpolator.estimate(view_a[..., top:bottom, left:right], moved_b, 0.5,
-                                                 flow_scale=self.flow_scales[0])
+                                                 flow_scale=self.flow_scale)
         forward_box, backward_box = key_flows(mid_flow.float(), MID_ITERATIONS)
         shift = view_a.new_tensor([dx, dy]).view(1, 2, 1, 1)
         forward, backward = network[0].clone(), network[1].clone()
