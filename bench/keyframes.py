@@ -20,6 +20,9 @@ Measures per clip and k, the mean over every inbetween of the window (../shared/
 - timing error (rendered shots): each inbetween is searched along the exact screen paths of tracked
   points (object centres, a blade tip; ``tracks.json``) for the time whose window around the path best
   matches the true frame's window; the error is |found time - true time| / k, mean and worst inbetween;
+- spacing error (rendered shots), the issue's wording of timing: the object as the true frame shows it is
+  found in the inbetween, and its progress along the chord between its places on the two keys is compared
+  with t, |progress - t|, mean and worst inbetween (a curved path's truth need not score 0, even spacing does);
 - warping error: the sequence key, inbetweens, key, ... with flow of the true frames (our RIFE flow,
   forward-backward check at 1 px), mean |O_t - warp(O_t+1)| in 0..255, at --stability-width (the true
   frames' own figure is the "true frames" row);
@@ -65,6 +68,7 @@ FOOTAGE_FRAMES = 33  # frames 0..32: two gaps of 16
 TIMING_SEARCH = 0.25  # the search runs this far (fraction of the gap) beyond each key
 TIMING_MIN_TRAVEL = 8.0  # px: a track that moves less over the gap says nothing about timing
 AMBIGUITY = 1.1  # local minima this close to the best are the same picture (a pendulum's way back)
+LINE_SHARE = 0.5  # spacing is scored on a track whose key-to-key chord is at least this share of its reach
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,72 @@ def timing_error(frame: np.ndarray, truth: np.ndarray, tracks: list[dict], subst
         found = candidates[np.argmin(np.abs(candidates - time * substeps))] / substeps
         errors.append(abs(found - time) / span)
     return float(np.mean(errors)) if errors else None
+
+
+def spacing_error(frame: np.ndarray, truth: np.ndarray, tracks: list[dict], substeps: int, time: int,
+                  gap: tuple[int, int], min_travel: float = TIMING_MIN_TRAVEL) -> float | None:
+    """The issue's timing error, "how far each inbetween's motion is from t times the gap's true motion, as a
+    fraction of the gap": |progress - t| for an inbetween at frame ``time`` of the gap (first, last), or None.
+
+    Per track, the object as the truth shows it then (its window around the true position) is found in the
+    inbetween by least squared difference over every position within the box of the gap's true path and
+    chord, grown by TIMING_SEARCH of the chord; its progress is its offset from the track's place on the first
+    key along the chord to its place on the last, (P - A) . (B - A) / |B - A|^2, and t = (time - first) / span.
+    Unlike ``timing_error`` (the true time along the true path), this scores spacing alone: evenly spaced
+    inbetweens score 0 on a curved path too, a hold t and a pop 1 - t. Mean over the tracks that travel at
+    least ``min_travel`` px and whose window fits the frame.
+    """
+    first, last = gap
+    t = (time - first) / (last - first)
+    height, width = truth.shape[:2]
+    image, picture = (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).permute(2, 0, 1)[None]
+                      for x in (frame, truth))
+    errors = []
+    for track in tracks:
+        path, r = np.asarray(track["path"]), int(track["radius"])
+        start, end, centre = path[first * substeps], path[last * substeps], path[time * substeps]
+        chord = end - start
+        travel = float(np.linalg.norm(chord))
+        inside = lambda p: r <= p[0] < width - r and r <= p[1] < height - r  # noqa: E731
+        gap_path = path[first * substeps:last * substeps + 1]  # holds both keys' places, so the chord too
+        excursion = float(np.max(np.linalg.norm(gap_path - start, axis=1)))
+        if travel < max(min_travel, LINE_SHARE * excursion) or not inside(centre):
+            continue  # too short to time, or a path that comes back (a swing): t times its motion is no place
+        reach = TIMING_SEARCH * travel
+        x0, y0 = np.floor(gap_path.min(0) - reach).astype(int)
+        x1, y1 = np.ceil(gap_path.max(0) + reach).astype(int)
+        x0, y0, x1, y1 = max(x0, r), max(y0, r), min(x1, width - r - 1), min(y1, height - r - 1)
+        if x0 > x1 or y0 > y1:
+            continue
+        cx, cy = int(centre[0]), int(centre[1])
+        template = picture[..., cy - r:cy + r + 1, cx - r:cx + r + 1]  # (1, C, 2r + 1, 2r + 1): the object then
+        region = image[..., y0 - r:y1 + r + 1, x0 - r:x1 + r + 1]  # every window centred in the box
+        row, column = best_match(region, template)
+        found = np.array([x0 + column, y0 + row], dtype=float)
+        progress = float(np.dot(found - start, chord)) / travel ** 2
+        errors.append(abs(progress - t))
+    return float(np.mean(errors)) if errors else None
+
+
+def best_match(region: torch.Tensor, template: torch.Tensor) -> tuple[int, int]:
+    """Top-left (row, column) of the window of ``region`` (1, C, H, W) least different from ``template``
+    (1, C, h, w) in squared difference: searched on copies pooled to about 16 px templates, then refined
+    at full size around the coarse answer."""
+    size = template.shape[-1]
+    factor = max(1, size // 16)
+
+    def costs(image, kernel):  # (rows, columns) of sum (I - T)^2 less the constant sum T^2
+        return (F.conv2d(image.pow(2).sum(1, keepdim=True), torch.ones_like(kernel[:, :1]))
+                - 2 * F.conv2d(image, kernel))[0, 0]
+
+    coarse = costs(F.avg_pool2d(region, factor), F.avg_pool2d(template, factor))
+    row, column = divmod(int(coarse.argmin()), coarse.shape[1])
+    last_row, last_column = region.shape[-2] - template.shape[-2], region.shape[-1] - size
+    top, left = min(max(row * factor - factor, 0), last_row), min(max(column * factor - factor, 0), last_column)
+    bottom, right = min(row * factor + factor, last_row), min(column * factor + factor, last_column)
+    fine = costs(region[..., top:bottom + template.shape[-2], left:right + size], template)
+    row, column = divmod(int(fine.argmin()), fine.shape[1])
+    return top + row, left + column
 
 
 class SharedMidpoints:
@@ -284,7 +354,7 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
             with torch.inference_mode():
                 made = inbetweens(model, [frames[i] for i in keys], times)
             seconds = time.perf_counter() - start
-            sequence, scores = [], {"psnr": [], "ssim": [], "alpha": [], "timing": []}
+            sequence, scores = [], {"psnr": [], "ssim": [], "alpha": [], "timing": [], "spacing": []}
             for g, gap_frames in enumerate(made):
                 sequence.append(frames[keys[g]])
                 for j, out in enumerate(gap_frames, start=1):
@@ -300,6 +370,10 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
                                              TIMING_MIN_TRAVEL * scale)
                         if error is not None:
                             scores["timing"].append(error)
+                        error = spacing_error(a, b, tracks["tracks"], tracks["substeps"], index, (keys[g], keys[g + 1]),
+                                              TIMING_MIN_TRAVEL * scale)
+                        if error is not None:
+                            scores["spacing"].append(error)
                     sequence.append(out)
             sequence.append(frames[keys[-1]])
             count = len(scores["psnr"])
@@ -309,6 +383,8 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
                 row["alpha_error"] = float(np.mean(scores["alpha"]))
             if scores["timing"]:
                 row["timing_error"], row["timing_worst"] = float(np.mean(scores["timing"])), max(scores["timing"])
+            if scores["spacing"]:
+                row["spacing_error"], row["spacing_worst"] = float(np.mean(scores["spacing"])), max(scores["spacing"])
             if flows:
                 row["warp_error"] = float(np.mean(pair_errors([shrink(display(f), stability_width) for f in sequence],
                                                               flows[:len(sequence) - 1])))
@@ -328,11 +404,12 @@ def print_table(table):
         for k, rows in per_gap.items():
             print(f"\n{clip}, keys every {k} frames")
             print(f"{'method':18s} {'PSNR':>6s} {'SSIM':>6s} {'alpha':>6s} {'timing':>6s} {'worst':>6s} "
-                  f"{'warp':>6s} {'ms':>7s} {'x v4.25':>7s} {'n':>4s}")
+                  f"{'spacing':>7s} {'worst':>6s} {'warp':>6s} {'ms':>7s} {'x v4.25':>7s} {'n':>4s}")
             for name, r in rows.items():
                 print(f"{name:18s} {cell(r, 'psnr', '6.2f'):>6s} {cell(r, 'ssim', '6.3f'):>6s} "
                       f"{cell(r, 'alpha_error', '6.2f'):>6s} {cell(r, 'timing_error', '6.3f'):>6s} "
-                      f"{cell(r, 'timing_worst', '6.3f'):>6s} {cell(r, 'warp_error', '6.2f'):>6s} "
+                      f"{cell(r, 'timing_worst', '6.3f'):>6s} {cell(r, 'spacing_error', '7.3f'):>7s} "
+                      f"{cell(r, 'spacing_worst', '6.3f'):>6s} {cell(r, 'warp_error', '6.2f'):>6s} "
                       f"{cell(r, 'ms', '7.0f'):>7s} {cell(r, 'time_ratio', '7.2f'):>7s} {cell(r, 'n', '4d'):>4s}")
 
 

@@ -124,3 +124,27 @@ def test_max_side_scales_frames_and_tracks_together():
     half = keyframes.scaled_tracks(tracks, 0.5)["tracks"][0]
     assert half["radius"] == 35 and half["path"] == [[50.0, 25.0], [55.0, 27.0]]
     assert tracks["tracks"][0]["radius"] == 70  # the loaded tracks are left as they were
+
+
+def test_spacing_error_scores_progress_along_the_chord_on_a_curved_path():
+    """On a path that bows 12 px off its chord, a square drawn evenly spaced on the chord has no spacing error
+    (the issue's 't times the gap's motion') though the truth is off the chord; a hold scores t, a pop 1 - t."""
+    bow = lambda s: (20 + 90 * s, 60 - 48 * s * (1 - s))  # noqa: E731  (x, y) at fraction s of the gap
+    path = {"radius": 14, "path": [list(bow(step / (GAP * SUBSTEPS))) for step in range(GAP * SUBSTEPS + 1)]}
+    time = 3
+    t = time / GAP
+    truth = square_at(*bow(t))
+    chord = np.array(bow(0.0)) + t * (np.array(bow(1.0)) - np.array(bow(0.0)))
+    for drawn, expected in ((square_at(*chord), 0.0), (square_at(*bow(0.0)), t), (square_at(*bow(1.0)), 1 - t)):
+        error = keyframes.spacing_error(drawn, truth, [path], SUBSTEPS, time, (0, GAP))
+        assert error == pytest.approx(expected, abs=1.5 / 90), (expected, error)
+    late = keyframes.spacing_error(square_at(*(chord + [9.0, 0.0])), truth, [path], SUBSTEPS, time, (0, GAP))
+    assert late == pytest.approx(9 / 90, abs=1.5 / 90)
+
+
+def test_spacing_error_skips_paths_that_come_back_and_ones_too_short():
+    swing = {"radius": 14, "path": [[40 + 60 * np.sin(np.pi * s / (GAP * SUBSTEPS)), 48.0]
+                                    for s in range(GAP * SUBSTEPS + 1)]}  # out 60 px and back: chord 0
+    still = {"radius": 14, "path": [[80.0, 48.0]] * (GAP * SUBSTEPS + 1)}
+    for track in (swing, still):
+        assert keyframes.spacing_error(square_at(80), square_at(80), [track], SUBSTEPS, 3, (0, GAP)) is None
