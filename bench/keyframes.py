@@ -22,7 +22,8 @@ Measures per clip and k, the mean over every inbetween of the window (../shared/
   matches the true frame's window; the error is |found time - true time| / k, mean and worst inbetween;
 - spacing error (rendered shots), the issue's wording of timing: the object as the true frame shows it is
   found in the inbetween, and its progress along the chord between its places on the two keys is compared
-  with t, |progress - t|, mean and worst inbetween (a curved path's truth need not score 0, even spacing does);
+  with t, |progress - t|, mean and worst inbetween (even spacing scores 0; the "true frames" row is what the
+  real motion scores, as a curved or accelerating path is not even along its chord);
 - warping error: the sequence key, inbetweens, key, ... with flow of the true frames (our RIFE flow,
   forward-backward check at 1 px), mean |O_t - warp(O_t+1)| in 0..255, at --stability-width (the true
   frames' own figure is the "true frames" row);
@@ -344,10 +345,19 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
     table = {}
     for k, keys in plans.items():
         truths = frames[keys[0]:keys[-1] + 1]
-        rows = {}
+        rows, truth_row = {}, {}
         if flows:
-            rows["true frames"] = {"warp_error": float(np.mean(
-                pair_errors([shrink(display(f), stability_width) for f in truths], flows[:len(truths) - 1])))}
+            truth_row["warp_error"] = float(np.mean(
+                pair_errors([shrink(display(f), stability_width) for f in truths], flows[:len(truths) - 1])))
+        if tracks:  # what the real motion scores: how far from even along each gap's chord it is itself
+            spacing = [spacing_error(to8(display(frames[i])), to8(display(frames[i])), tracks["tracks"],
+                                     tracks["substeps"], i, (a, b), TIMING_MIN_TRAVEL * scale)
+                       for a, b in zip(keys, keys[1:]) for i in range(a + 1, b)]
+            spacing = [e for e in spacing if e is not None]
+            if spacing:
+                truth_row["spacing_error"], truth_row["spacing_worst"] = float(np.mean(spacing)), max(spacing)
+        if truth_row:
+            rows["true frames"] = truth_row
         times = [[j / k for j in range(1, k)] for _ in keys[:-1]]
         for name, model in methods.items():
             start = time.perf_counter()
