@@ -353,9 +353,7 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
             spacing = [spacing_error(to8(display(frames[i])), to8(display(frames[i])), tracks["tracks"],
                                      tracks["substeps"], i, (a, b), TIMING_MIN_TRAVEL * scale)
                        for a, b in zip(keys, keys[1:]) for i in range(a + 1, b)]
-            spacing = [e for e in spacing if e is not None]
-            if spacing:
-                truth_row["spacing_error"], truth_row["spacing_worst"] = float(np.mean(spacing)), max(spacing)
+            truth_row.update(mean_and_worst([e for e in spacing if e is not None], "spacing"))
         if truth_row:
             rows["true frames"] = truth_row
         times = [[j / k for j in range(1, k)] for _ in keys[:-1]]
@@ -375,15 +373,11 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
                     scores["ssim"].append(ssim(a, b))
                     if rgba and out.shape[1] == 4:
                         scores["alpha"].append(alpha_error(out, truth))
-                    if tracks:
-                        error = timing_error(a, b, tracks["tracks"], tracks["substeps"], index, (keys[g], keys[g + 1]),
-                                             TIMING_MIN_TRAVEL * scale)
+                    for measure, score in ((("timing", timing_error), ("spacing", spacing_error)) if tracks else ()):
+                        error = score(a, b, tracks["tracks"], tracks["substeps"], index, (keys[g], keys[g + 1]),
+                                      TIMING_MIN_TRAVEL * scale)
                         if error is not None:
-                            scores["timing"].append(error)
-                        error = spacing_error(a, b, tracks["tracks"], tracks["substeps"], index, (keys[g], keys[g + 1]),
-                                              TIMING_MIN_TRAVEL * scale)
-                        if error is not None:
-                            scores["spacing"].append(error)
+                            scores[measure].append(error)
                     sequence.append(out)
             sequence.append(frames[keys[-1]])
             count = len(scores["psnr"])
@@ -391,10 +385,8 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
                    "ms": seconds * 1000 / count, "n": count}
             if scores["alpha"]:
                 row["alpha_error"] = float(np.mean(scores["alpha"]))
-            if scores["timing"]:
-                row["timing_error"], row["timing_worst"] = float(np.mean(scores["timing"])), max(scores["timing"])
-            if scores["spacing"]:
-                row["spacing_error"], row["spacing_worst"] = float(np.mean(scores["spacing"])), max(scores["spacing"])
+            row.update(mean_and_worst(scores["timing"], "timing"))
+            row.update(mean_and_worst(scores["spacing"], "spacing"))
             if flows:
                 row["warp_error"] = float(np.mean(pair_errors([shrink(display(f), stability_width) for f in sequence],
                                                               flows[:len(sequence) - 1])))
@@ -406,6 +398,11 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
                 row["time_ratio"] = row["ms"] / reference
         table[str(k)] = rows
     return table
+
+
+def mean_and_worst(errors: list[float], measure: str) -> dict:
+    """{"<measure>_error": mean, "<measure>_worst": largest} over the inbetweens scored ({} when none was)."""
+    return {f"{measure}_error": float(np.mean(errors)), f"{measure}_worst": max(errors)} if errors else {}
 
 
 def print_table(table):
