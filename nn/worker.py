@@ -1,8 +1,9 @@
-"""The worker process: ``python -m nn.worker SPEC.json``.
+"""The worker process: ``python -m nn.worker SPEC.json [--chunk I/N]``.
 
 It imports torch and this package only, never bpy, and reports on stdout in
 JSON lines (protocol in ``operators/jobs.py``). Blender starts it with its own
-Python and kills it to cancel, which also frees all GPU memory.
+Python and kills it to cancel, which also frees all GPU memory. ``--chunk I/N`` runs chunk I of N
+of the job only (``farm/chunks.py``): the command a farm manager runs once per chunk.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import traceback
 from dataclasses import dataclass
 
 from . import files
+from .farm import chunks
 
 # task name -> module (relative to this package) with ``run(params, ctx) -> (outputs, info)``
 TASKS = {
@@ -106,11 +108,13 @@ class TaskError(Exception):
     """A problem with the user's input or files: reported without a traceback."""
 
 
-def main(spec_path: str) -> int:
+def main(spec_path: str, chunk: tuple[int, int] | None = None) -> int:
     keep_protocol_clean()
     steady_heap()
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
+    if chunk:
+        spec["params"] = {**spec["params"], "chunk": chunk}
     start_heartbeat()
     try:
         import torch
@@ -124,6 +128,8 @@ def main(spec_path: str) -> int:
         device = pick_device(spec.get("device", "auto"))
         emit("start", device=str(device), torch=torch.__version__)
         task = importlib.import_module(TASKS[spec["task"]], __package__)
+        if chunk:
+            chunks.frame_count(spec["task"], spec["params"])  # refuses a task that cannot be split
         outputs, info = task.run(spec["params"], TaskContext(device, use_half(device, spec.get("half", False))))
     except Exception as error:
         emit("error", message=error_message(error, device), traceback=traceback.format_exc())
@@ -143,7 +149,20 @@ def error_message(error: Exception, device) -> str:
     return f"Internal error ({type(error).__name__}): {error}"  # anything else is a bug: say so
 
 
+def command_line(argv: list[str]) -> tuple[str, tuple[int, int] | None]:
+    """(spec path, chunk) from ``SPEC.json [--chunk I/N]``; anything else ends the process with one line."""
+    if len(argv) == 3 and argv[1] == "--chunk":
+        try:
+            return argv[0], chunks.parse_chunk(argv[2])
+        except chunks.ChunkRequestError as error:
+            sys.exit(f"error: {error}")
+    if len(argv) != 1:
+        sys.exit("usage: python -m nn.worker SPEC.json [--chunk I/N]")
+    return argv[0], None
+
+
 if __name__ == "__main__":
     # Run the imported ``nn.worker``, not this ``__main__`` copy, so the TaskError that tasks raise
     # (imported from nn.worker) is the class main() catches.
-    sys.exit(importlib.import_module("nn.worker").main(sys.argv[1]))
+    worker = importlib.import_module("nn.worker")
+    sys.exit(worker.main(*worker.command_line(sys.argv[1:])))

@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..farm import chunks
 from ..imageio import ImageFormat, read_image, write_image
 from ..worker import TaskError
 from ..motion.flow import auto_flow_scale, motion_view
@@ -98,9 +99,12 @@ def load_model(params: dict, ctx):
 
 
 def run(params: dict, ctx) -> tuple[list[str], dict]:
+    """Writes <output_dir>/<prefix>_0001<ext>.. (or ``names[i]<ext>``); with ``chunk`` (I, N) only that chunk's
+    frames, skipping those already written (``farm/chunks.py``)."""
     keys: list[str] = params["keys"]
     frames: list[list] = params["frames"]  # [key_a, key_b, t] per output frame; t == 0 is key_a itself
     out_dir, prefix = params["output_dir"], params.get("prefix", "frame")
+    names = params.get("names") or [f"{prefix}_{number:04d}" for number in range(1, len(frames) + 1)]
     if len(keys) < 2:
         raise TaskError("Select at least two keyframe image strips")
 
@@ -140,9 +144,12 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     else:
         distinct = range(len(keys))
 
+    own = chunks.frame_range(len(frames), params.get("chunk"))
+    outputs = [os.path.join(out_dir, names[index] + fmt.extension) for index in own]
+    todo = [(index, path) for index, path in zip(own, outputs) if chunks.wanted(path, params.get("chunk"))]
     params = {**params, "size": (width, height)}
     ctx.progress(0.0, f"Loading {params['model']}")
-    model = load_model(params, ctx)
+    model = load_model(params, ctx) if todo else None
     cut_mode = params.get("cuts", "HOLD")
     found_cuts: set[tuple[int, int]] = set()
 
@@ -165,13 +172,11 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
             return Blend()(fitted(a), fitted(b), t, fmt.is_float)
         return sequence.frame(a, b, t) if sequence else model(fitted(a), fitted(b), t, fmt.is_float)
 
-    outputs = []
     with torch.inference_mode():
-        for number, (a, b, t) in enumerate(frames, start=1):
-            path = os.path.join(out_dir, f"{prefix}_{number:04d}{fmt.extension}")
+        for done, (index, path) in enumerate(todo, start=1):
+            a, b, t = frames[index]
             write_image(path, to_pixels(make(a, b, float(t))), fmt)
-            outputs.append(path)
-            ctx.progress(number / len(frames), f"Frame {number} of {len(frames)}", preview=path)
+            ctx.progress(done / len(todo), f"Frame {index + 1} of {len(frames)}", preview=path)
     return outputs, {
         "width": width, "height": height, "format": fmt.extension, "pixel_type": fmt.pixel_type,
         "cuts": sorted(found_cuts), "repeated_frames": len(keys) - len(distinct), "all_identical": bool(compared_pairs) and not changing_pairs,

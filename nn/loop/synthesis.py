@@ -124,11 +124,18 @@ class Loop:
         return self.frames
 
     def __iter__(self) -> Iterator[torch.Tensor]:
+        return (frame for _, frame in self.rendered(range(self.frames)))
+
+    def rendered(self, wanted: Sequence[int]) -> Iterator[tuple[int, torch.Tensor]]:
+        """(t, frame t) for the times in ``wanted``, in order. Particles are followed from the start
+        either way (a frame depends on every step before it), but only wanted frames are splatted:
+        a farm chunk renders its own share (``farm/chunks.py``)."""
+        wanted = set(wanted)
         # Frames sit half a step off the integer times (t + 1/2): then no frame is the still
         # itself, every frame is resampled alike, and the jump from the last frame to the first
         # is one ordinary step (with frame 0 the exact still, that jump was 5-9% larger).
         for begin, end in zip(self.anchors[:-1], self.anchors[1:]):
-            if begin >= self.frames:
+            if begin >= self.frames or not wanted or begin > max(wanted):
                 return
             length = end - begin
             # Frame t blends the particles t - begin steps on from the still at ``begin`` with those
@@ -138,8 +145,10 @@ class Loop:
             for t, (ahead, home) in enumerate(zip(forward, backward), begin):
                 if t >= self.frames:
                     return
+                if t not in wanted:
+                    continue
                 field = field_at(self.velocity, t)
                 ahead = ahead + 0.5 * sample(field, ahead)
                 behind = home - 0.5 * sample(field, home)
                 time = t + 0.5
-                yield self.render([(ahead, (end - time) / length), (behind, (time - begin) / length)])
+                yield t, self.render([(ahead, (end - time) / length), (behind, (time - begin) / length)])

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import hub
+from ..farm import chunks
 from ..imageio import ImageFormat, read_image, write_image
 from ..motion.flow import length
 from ..inbetween.task import output_format, to_pixels, to_tensor
@@ -196,7 +197,9 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     out_dir, prefix = params["output_dir"], params.get("prefix", "loop")
     os.makedirs(out_dir, exist_ok=True)
     arrows_path = os.path.join(out_dir, "motion_field.png")  # shown first, and all a motion preview wants
-    write_image(arrows_path, field_arrows(pixels, velocity[0].cpu().numpy()), ImageFormat(".png", "uint8", 3))
+    chunk = params.get("chunk")
+    if not chunk or (chunk[0] == 1 and chunks.wanted(arrows_path, chunk)):  # the first chunk's file
+        write_image(arrows_path, field_arrows(pixels, velocity[0].cpu().numpy()), ImageFormat(".png", "uint8", 3))
     info = {"width": width, "height": height, "frames": frames, "mean_speed": round(mean_speed, 4),
             "moving_fraction": round(float(mask.mean()), 4), "motion_field": arrows_path,
             **notes}
@@ -206,25 +209,28 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
         return [arrows_path], info
     ctx.progress(0.0, "Following the motion", preview=arrows_path)
     first_number = int(params.get("first_number", 1))  # the command line counts from 0
-    outputs, layers = [], []
     inside = mask_tensor > 0
     if params.get("layers"):
         layer_dir = os.path.join(out_dir, "layers")
         os.makedirs(layer_dir, exist_ok=True)
         alpha = feathered(mask_tensor)
         layer_format = ImageFormat(fmt.extension, fmt.pixel_type, still.shape[1] + 1)
+    own = chunks.frame_range(frames, chunk)  # every frame, or a farm chunk's share (farm/chunks.py)
+    outputs = [os.path.join(out_dir, f"{prefix}_{first_number + t:04d}{fmt.extension}") for t in own]
+    layers = [os.path.join(layer_dir, f"{prefix}_layer_{first_number + t:04d}{fmt.extension}")
+              for t in own] if params.get("layers") else []
+    # A frame and its layer are written together; the layer goes first, so a frame that exists has its layer.
+    todo = [t for t, path in zip(own, outputs) if chunks.wanted(path, chunk)]
     with torch.inference_mode():
         loop = Loop(premultiplied(still) if has_alpha else still, mask_tensor, field, frames, times)
-        for t, frame in enumerate(loop):
+        for done, (t, frame) in enumerate(loop.rendered(todo), start=1):
             frame = torch.where(inside, straight(frame), still) if has_alpha else frame  # outside: bit for bit
             frame = light(frame, t) if light else frame
-            path = os.path.join(out_dir, f"{prefix}_{first_number + t:04d}{fmt.extension}")
+            path = outputs[t - own.start]
+            if params.get("layers") and chunks.wanted(layers[t - own.start], chunk):
+                write_image(layers[t - own.start], to_pixels(torch.cat([frame, alpha], 1)), layer_format)
             write_image(path, to_pixels(frame), fmt)
-            outputs.append(path)
-            if params.get("layers"):
-                layers.append(os.path.join(layer_dir, f"{prefix}_layer_{first_number + t:04d}{fmt.extension}"))
-                write_image(layers[-1], to_pixels(torch.cat([frame, alpha], 1)), layer_format)
-            ctx.progress((t + 1) / frames, f"Frame {t + 1} of {frames}", preview=path)
+            ctx.progress(done / len(todo), f"Frame {t + 1} of {frames}", preview=path)
     if layers:
         info["layers"] = layers
     return outputs, {**info, "format": fmt.extension, "pixel_type": fmt.pixel_type}

@@ -81,8 +81,9 @@ def compose(stylized: torch.Tensor, frame: torch.Tensor, mask: torch.Tensor | No
 
 def propagate(generator, config, frames: Callable[[int], torch.Tensor], count: int,
               painted: dict[int, torch.Tensor], flow=None, masks: Callable[[int], torch.Tensor | None] | None = None,
-              half: bool = False, batch: int = 1, blend: int = KEY_BLEND) -> Iterator[tuple[int, torch.Tensor]]:
-    """(frame index, output (1, C, H, W)) for every frame, in ``guides.propagation_order``.
+              half: bool = False, batch: int = 1, blend: int = KEY_BLEND,
+              wanted: Callable[[int], bool] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """(frame index, output (1, C, H, W)) for every frame (or those ``wanted``), in ``guides.propagation_order``.
 
     ``frames(i)``: footage frame i as RGB(A) (1, C, H, W); ``painted``: key index -> painted
     RGB (1, 3, H, W); ``masks(i)``: (1, 1, H, W) or None. Frames are run ``batch`` at a time.
@@ -114,6 +115,8 @@ def propagate(generator, config, frames: Callable[[int], torch.Tensor], count: i
     else:
         order = ((i, None, identity_positions(*frames(i).shape[-2:], frames(i).device)) for i in range(count))
     for index, key, positions in order:
+        if wanted and not wanted(index):
+            continue  # the motion is still followed through it: later frames' guides depend on it
         pending.append((index, key, network_input(config.guides, frames(index)[:, :3], positions, painted.get(key))))
         if len(pending) >= batch:
             yield from flush()

@@ -15,6 +15,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from ..farm import chunks
 from ..imageio import ImageFormat, read_image, write_image
 from ..inbetween.task import output_format, to_pixels, to_tensor
 from ..worker import TaskError
@@ -143,15 +144,19 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     generator.eval()
     fmt = output_format(footage_format)
     fmt = ImageFormat(fmt.extension, fmt.pixel_type, 4 if footage_format.has_alpha else 3)
-    outputs = [os.path.join(out_dir, f"{prefix}_{number:04d}{fmt.extension}") for number in range(1, len(paths) + 1)]
+    everything = [os.path.join(out_dir, f"{prefix}_{number:04d}{fmt.extension}") for number in range(1, len(paths) + 1)]
+    own = chunks.frame_range(len(paths), params.get("chunk"))  # every frame, or a farm chunk's share
+    todo = {index for index in own if chunks.wanted(everything[index], params.get("chunk"))}
     start, share = (TRAIN_SHARE, 1.0 - TRAIN_SHARE) if train else (0.0, 1.0)
     os.makedirs(out_dir, exist_ok=True)
     with torch.inference_mode():
         for done, (index, out) in enumerate(propagate(generator, config, frame, len(paths), painted, flow, mask,
-                                                      ctx.half, batch=4 if device.type == "cuda" else 1), start=1):
-            write_image(outputs[index], to_pixels(out), fmt)
-            ctx.progress(start + share * done / len(paths), f"Stylized frame {done} of {len(paths)}",
-                         preview=outputs[index])
+                                                      ctx.half, batch=4 if device.type == "cuda" else 1,
+                                                      wanted=todo.__contains__), start=1):
+            write_image(everything[index], to_pixels(out), fmt)
+            ctx.progress(start + share * done / len(todo), f"Stylized frame {done} of {len(todo)}",
+                         preview=everything[index])
+    outputs = [everything[index] for index in own]
     info.update(format=fmt.extension, pixel_type=fmt.pixel_type, guides=list(config.guides))
     return outputs, info
 
