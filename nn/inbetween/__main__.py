@@ -7,17 +7,15 @@ Writes DIR/<stem of the gap's first key>_t0.250.png (same format and depth as th
 becomes PNG): the given times between two keys, or N evenly timed inbetweens in every gap.
 Key Motion uses all the keys for motion (paths are smooth through each key).
 Weights come from --weights FILE, else --weights-dir/<model>/<file>, else the Hub cache.
+--ray HOST:PORT runs the frames as chunks on a Ray cluster (nn/farm): the same files, made there.
 """
 import argparse
 import os
 import sys
 
-import torch
-
-from ..cli import add_runtime_arguments, hub_settings, run_command, task_context
-from ..imageio import read_image, write_image
-from .keymotion import KeyMotion
-from .task import load_model, output_format, to_pixels, to_tensor
+from ..cli import PrintPaths, add_farm_arguments, add_runtime_arguments, hub_settings, run_command, run_on_farm, task_context
+from ..imageio import read_image
+from . import task
 
 MODELS = ["rife-v4.25", "rife-hdv3", "keymotion", "blend"]
 
@@ -33,6 +31,7 @@ def parse_args(argv):
     parser.add_argument("--out", required=True)
     parser.add_argument("--weights", help="a local checkpoint (.safetensors, or a legacy .pkl/.pth of tensors)")
     add_runtime_arguments(parser)
+    add_farm_arguments(parser)
     parser.add_argument("--flow-scale", type=float, default=0.0, choices=[0.0, 1.0, 0.5, 0.25],
                         help="resolution motion is estimated at; 0: automatic (0.5 at 2K and above)")
     return parser.parse_args(argv)
@@ -55,36 +54,39 @@ def gap_times(args) -> list[list[float]]:
     return [times]
 
 
+def job_params(args, times: list[list[float]]) -> dict:
+    """The worker task's parameters: (gap, gap + 1, t) per frame, named <stem of the gap's first key>_t<t>.
+
+    Absolute paths, so the same job runs anywhere (``--ray``). Cuts are not looked for: the
+    command line morphs every gap it is given.
+    """
+    frames, names = [], []
+    for gap, (path, times_of_gap) in enumerate(zip(args.keys, times)):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for t in times_of_gap:
+            frames.append([gap, gap + 1, t])
+            names.append(f"{stem}_t{t:.3f}")
+    return {"keys": [os.path.abspath(path) for path in args.keys], "frames": frames, "names": names,
+            "model": args.model, "weights_file": args.weights and os.path.abspath(args.weights),
+            "flow_scale": args.flow_scale, "cuts": "IGNORE", "hub": hub_settings(args),
+            "output_dir": os.path.abspath(args.out)}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     times = gap_times(args)
     images = [read_image(path) for path in args.keys]
-    (first, fmt) = images[0]
+    (first, _) = images[0]
     for path, (pixels, _) in zip(args.keys[1:], images[1:]):
         if pixels.shape != first.shape:
             sys.exit(f"{os.path.basename(path)} differs from {os.path.basename(args.keys[0])} in size or channels: "
                      f"{pixels.shape} and {first.shape}")
-    ctx = task_context(args)
-    params = {
-        "model": args.model, "weights_file": args.weights, "flow_scale": args.flow_scale,
-        "size": (first.shape[1], first.shape[0]),
-        "hub": hub_settings(args),
-    }
-    model = load_model(params, ctx)
-    out_fmt = output_format(fmt)
-    os.makedirs(args.out, exist_ok=True)
-    keys = [to_tensor(pixels, ctx.device) for pixels, _ in images]
-    with torch.inference_mode():
-        if isinstance(model, KeyMotion):  # one motion per gap, through all the keys
-            make = model.sequence(keys, times, out_fmt.is_float).frame
-        else:
-            make = lambda a, b, t: model(keys[a], keys[b], t, out_fmt.is_float)  # noqa: E731
-        for gap, (path, times_of_gap) in enumerate(zip(args.keys, times)):
-            stem = os.path.splitext(os.path.basename(path))[0]
-            for t in times_of_gap:
-                out = os.path.join(args.out, f"{stem}_t{t:.3f}{out_fmt.extension}")
-                write_image(out, to_pixels(make(gap, gap + 1, t)), out_fmt)
-                print(out)
+    params = job_params(args, times)
+    if args.ray:
+        for path in run_on_farm(args, "inbetween", params)[0]:
+            print(path)
+        return 0
+    task.run(params, task_context(args, PrintPaths))
     return 0
 
 

@@ -150,6 +150,7 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     params = {**params, "size": (width, height)}
     ctx.progress(0.0, f"Loading {params['model']}")
     model = load_model(params, ctx) if todo else None
+    os.makedirs(out_dir, exist_ok=True)  # once the weights are there: a missing checkpoint leaves no folder
     cut_mode = params.get("cuts", "HOLD")
     found_cuts: set[tuple[int, int]] = set()
 

@@ -11,14 +11,16 @@ pixels; --polygons reads a labelme file: its "hint..." lines are strokes, its po
 hints; without a mask, what moves is where the model sees motion. --endless makes a clip of any
 length (at least 48 frames) whose motion never repeats, --seamless one that also loops. --layers
 also writes DIR/layers/frame_layer_0000.png...: the moving region alone, RGBA, to lay over the still.
+--ray HOST:PORT renders the frames as chunks on a Ray cluster (nn/farm): the same files, made there.
 """
 import argparse
 import json
+import os
 import sys
 
 import torch
 
-from ..cli import run_command
+from ..cli import add_farm_arguments, run_command, run_on_farm
 from ..device import pick_device
 from ..worker import TaskContext, TaskError
 from . import task
@@ -48,6 +50,7 @@ def parse_args(argv):
     parser.add_argument("--layers", action="store_true", help="also write the moving region alone, as RGBA")
     parser.add_argument("--out", required=True)
     parser.add_argument("--device", default="cpu", choices=["auto", "cuda", "mps", "cpu"])
+    add_farm_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -71,16 +74,21 @@ def main(argv=None) -> int:
         hints = read_hints(args.hints)
     if args.polygons:
         region, strokes, _ = read_labelme(args.polygons)
+    absolute = lambda path: path and os.path.abspath(path)  # noqa: E731  (--ray: read on other machines)
     params = {
-        "image": args.image, "mask": args.mask, "mask_polygons": region or None, "hints": hints,
+        "image": absolute(args.image), "mask": absolute(args.mask), "mask_polygons": region or None, "hints": hints,
         "strokes": strokes, "frames": args.frames, "speed": args.speed, "appearance": DUSK if args.dusk else None,
-        "output_dir": args.out, "prefix": "frame", "first_number": 0,
-        "motion_source": "learned" if args.motion_model else "hints", "motion_model": args.motion_model,
+        "output_dir": absolute(args.out), "prefix": "frame", "first_number": 0,
+        "motion_source": "learned" if args.motion_model else "hints", "motion_model": absolute(args.motion_model),
         "endless": args.endless, "seamless": args.seamless, "seed": args.seed, "layers": args.layers,
     }
     try:
-        with torch.inference_mode():
-            _, info = task.run(params, PrintProgress(pick_device(args.device), half=False))
+        if args.ray:
+            outputs, info = run_on_farm(args, "loop", params)
+            print("\n".join(outputs), flush=True)
+        else:
+            with torch.inference_mode():
+                _, info = task.run(params, PrintProgress(pick_device(args.device), half=False))
     except (TaskError, OSError) as error:
         sys.exit(str(error))
     print(json.dumps(info))

@@ -7,6 +7,7 @@ Key indices count from 0 in the sorted frames of DIR. Writes the stylized frames
 input file names (JPEG becomes PNG, same stem) and the trained model as DIR/model.safetensors;
 an existing file is never overwritten. --model FILE reuses a trained model without training.
 Masks are matched to frames by the last number in their names (mask_00007.png -> 007.jpg).
+--ray HOST:PORT stylizes the frames with a trained --model as chunks on a Ray cluster (nn/farm).
 """
 import argparse
 import os
@@ -15,7 +16,7 @@ import shutil
 import sys
 
 from .. import files
-from ..cli import add_runtime_arguments, hub_settings, run_command, task_context
+from ..cli import add_farm_arguments, add_runtime_arguments, hub_settings, run_command, run_on_farm, task_context
 from ..worker import TaskError
 from . import task
 from .task import output_format
@@ -27,7 +28,7 @@ def images(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         sys.exit(f"No such folder: {folder}")
     names = sorted(n for n in os.listdir(folder) if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS)
-    return [os.path.join(folder, n) for n in names]
+    return [os.path.abspath(os.path.join(folder, n)) for n in names]
 
 
 def number(path: str) -> int | None:
@@ -54,6 +55,7 @@ def parse_args(argv):
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", help="a trained model (.safetensors) to reuse without training")
     add_runtime_arguments(parser)
+    add_farm_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -65,9 +67,12 @@ def main(argv=None) -> int:
         index, _, path = spec.partition("=")
         if not index.isdigit() or not path:
             sys.exit(f"--key takes INDEX=PATH, got {spec!r}")
-        keys.append({"index": int(index), "path": path})
+        keys.append({"index": int(index), "path": os.path.abspath(path)})
     if not frames:
         sys.exit(f"No images in {args.frames}")
+    if args.ray and not args.model:
+        sys.exit("--ray applies a trained model (--model FILE): training runs on one machine, then the frames are "
+                 "stylized on the farm")
     from ..imageio import read_image
 
     ext = output_format(read_image(frames[0])[1]).extension
@@ -77,19 +82,19 @@ def main(argv=None) -> int:
     if taken:
         sys.exit(f"Refusing to overwrite {len(taken)} existing file(s) in {args.out}, e.g. {taken[0]}")
     os.makedirs(args.out, exist_ok=True)
-    work = os.path.join(args.out, f".stylize-{os.getpid()}")  # task names, renamed to the input names at the end
+    work = os.path.abspath(os.path.join(args.out, f".stylize-{os.getpid()}"))  # task names, renamed to the input names at the end
     ctx = task_context(args)
     ctx.progress = lambda fraction, message, preview=None: print(f"{fraction:6.1%} {message}", file=sys.stderr)
     params = {
         "frames": frames, "keys": keys, "masks": match_masks(frames, args.masks) if args.masks else None,
         "output_dir": work, "prefix": "style", "seconds": args.seconds, "stop_file": None,
-        "model_file": args.model, "resume": False, "save_model": None if args.model else model_path,
+        "model_file": args.model and os.path.abspath(args.model), "resume": False, "save_model": None if args.model else model_path,
         "preview_index": keys[0]["index"] if keys else 0, "fit_sizes": False,
         "hub": hub_settings(args),
     }
     os.makedirs(work)
     try:
-        outputs, info = task.run(params, ctx)
+        outputs, info = run_on_farm(args, "stylize", params) if args.ray else task.run(params, ctx)
         for source, final in zip(outputs, finals):
             files.publish(source, final)  # refuses an existing name
     except (TaskError, OSError, ValueError) as error:
