@@ -5,7 +5,6 @@ import argparse
 import os
 import sys
 
-from .device import pick_device, use_half
 from .worker import TaskContext, error_message, steady_heap
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "hub")
@@ -23,7 +22,7 @@ def add_farm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray", metavar="HOST:PORT", help="run the job's chunks on the Ray cluster whose head is "
                         "there (token from RAY_AUTH_TOKEN or ~/.ray/auth_token); --out must be a folder every "
                         "node sees")
-    parser.add_argument("--chunks", type=int, default=0, help="with --ray: how many chunks (default: two per GPU, "
+    parser.add_argument("--chunks", type=int, default=0, help="with --ray: how many chunks (default: one per GPU, "
                         "or per CPU on a cluster without GPUs)")
     parser.add_argument("--retries", type=int, default=3, help="with --ray: how often a chunk whose worker died is "
                         "run again")
@@ -70,6 +69,8 @@ class PrintPaths(TaskContext):
 
 
 def task_context(args: argparse.Namespace, context=TaskContext) -> TaskContext:
+    from .device import pick_device, use_half  # torch: not needed by a farm job's driver
+
     device = pick_device(args.device)
     return context(device, use_half(device, args.half))
 

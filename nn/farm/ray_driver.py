@@ -24,9 +24,8 @@ from . import chunks
 
 CONNECT_TIMEOUT = 10.0  # seconds for the head's port to answer
 RETRIES = 3  # attempts after the first, for a chunk whose worker process died
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2
 NN_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOKEN_FILE = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
 NOT_INSTALLED = ("Ray is not installed for {python}. Install it with: pip install 'ray[default]==2.60.0' "
                  "(or tick Farm support under Install PyTorch in Blender's preferences)")
 
@@ -35,8 +34,12 @@ class FarmError(RuntimeError):
     """What went wrong with the cluster or a chunk, in one line for the user."""
 
 
+def token_file() -> str:
+    return os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+
+
 def token_available() -> bool:
-    return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(os.environ.get("RAY_AUTH_TOKEN_PATH") or TOKEN_FILE)
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(token_file())
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -58,26 +61,31 @@ def check_reachable(address: str) -> None:
 
 
 def connect(address: str):
-    """The ``ray`` module, joined to the cluster at ``address`` as a driver."""
+    """The ``ray`` module, joined to the cluster at ``address`` as a driver ("auto": the cluster that runs this
+    process, as a job submitted to it)."""
+    # The package travels with the job; inside a submitted job it already does, as the job's working_dir.
+    runtime_env = {"py_modules": [NN_PACKAGE], "env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}
+    if address == "auto":
+        address, runtime_env = os.environ.get("RAY_ADDRESS", ""), None
+        if not address:
+            raise FarmError("--ray auto works inside a Ray job only (RAY_ADDRESS is not set); give HOST:PORT")
     check_reachable(address)
     if token_available():
         os.environ.setdefault("RAY_AUTH_MODE", "token")  # read by Ray when it is imported
     # A running head answers at once: a refused token need not be tried 20 times, a second each.
-    os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "3")
+    os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", "2")
     try:
         import ray
     except ImportError:
         raise FarmError(NOT_INSTALLED.format(python=sys.executable)) from None
     try:
         with quiet_stderr():  # Ray's C++ client logs each attempt there; the outcome is told in one line
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False,
-                     runtime_env={"py_modules": [NN_PACKAGE], "env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}})
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False, runtime_env=runtime_env)
     except Exception as error:
         if is_refused_token(error):
-            where = "RAY_AUTH_TOKEN" if os.environ.get("RAY_AUTH_TOKEN") else (
-                os.environ.get("RAY_AUTH_TOKEN_PATH") or TOKEN_FILE)
-            found = f"the token in {where}" if token_available() else "no token (set RAY_AUTH_TOKEN, or put it in " \
-                                                                     f"{TOKEN_FILE})"
+            where = "RAY_AUTH_TOKEN" if os.environ.get("RAY_AUTH_TOKEN") else token_file()
+            found = f"the token in {where}" if token_available() else \
+                f"no token (set RAY_AUTH_TOKEN, or put it in {token_file()})"
             raise FarmError(f"The Ray cluster at {address} refused {found}: use the token the cluster was started "
                             "with") from None
         raise FarmError(f"Cannot join the Ray cluster at {address}: {first_line(error)}") from None
@@ -166,7 +174,8 @@ def run(task: str, params: dict, address: str, *, chunk_count: int = 0, retries:
         device: str = "auto", half: bool = False, progress=None) -> tuple[list[str], dict]:
     """Run the job on the cluster at ``address``; returns once every frame exists exactly once.
 
-    ``chunk_count`` 0 picks two chunks per GPU (per CPU without GPUs). ``progress(done, total)``
+    ``chunk_count`` 0 picks one chunk per GPU (per CPU without GPUs): each chunk pays for a process, PyTorch's
+    import and the model's load (bench/farm.py), and a retried chunk resumes from its frames anyway. ``progress(done, total)``
     is called as frames appear. Raises ``FarmError`` naming the chunk and its last error when a
     chunk fails; the frames already written stay, and a rerun resumes from them.
     """
@@ -177,7 +186,7 @@ def run(task: str, params: dict, address: str, *, chunk_count: int = 0, retries:
     try:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        count = min(chunk_count or 2 * (gpus or int(resources.get("CPU", 1)) or 1), max(total, 1))
+        count = min(chunk_count or gpus or int(resources.get("CPU", 1)) or 1, max(total, 1))
         os.makedirs(out_dir, exist_ok=True)
         marker = os.path.join(out_dir, f".frameweaver-farm-{uuid.uuid4().hex}")
         files.write_new(marker, b"")

@@ -15,7 +15,6 @@ import sys
 
 from ..cli import PrintPaths, add_farm_arguments, add_runtime_arguments, hub_settings, run_command, run_on_farm, task_context
 from ..imageio import read_image
-from . import task
 
 MODELS = ["rife-v4.25", "rife-hdv3", "keymotion", "blend"]
 
@@ -86,6 +85,8 @@ def main(argv=None) -> int:
         for path in run_on_farm(args, "inbetween", params)[0]:
             print(path)
         return 0
+    from . import task  # PyTorch: not needed by a farm job's driver
+
     task.run(params, task_context(args, PrintPaths))
     return 0
 
