@@ -10,8 +10,8 @@ Scripting (for ``blender -b file.blend -P script.py``)::
 """
 import bpy
 
-from .operators import (add_timing_curve, animate_loop, cancel_job, compat, install_torch, preview_loop_motion,
-                        probe_devices, stop_training, train_loop_motion, train_propagate)
+from .operators import (add_timing_curve, animate_loop, cancel_job, collect_farm_job, compat, install_torch,
+                        preview_loop_motion, probe_devices, stop_training, train_loop_motion, train_propagate)
 from .operators import generate_inbetweens as inbetween_operator
 from .operators import job_runner
 from .operators.inbetween import generate_inbetweens  # noqa: F401  scripting API
@@ -26,6 +26,7 @@ CLASSES = (
     probe_devices.FRAMEWEAVER_OT_probe_devices,
     install_torch.FRAMEWEAVER_OT_install_torch,
     cancel_job.SEQUENCER_OT_frameweaver_cancel_job,
+    collect_farm_job.SEQUENCER_OT_frameweaver_collect_farm_job,
     inbetween_operator.SEQUENCER_OT_frameweaver_generate_inbetweens,
     add_timing_curve.SEQUENCER_OT_frameweaver_add_timing_curve,
     train_propagate.SEQUENCER_OT_frameweaver_train_propagate,

@@ -35,6 +35,8 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
                                                "'As All Gaps'")
     timing_curve: bpy.props.StringProperty(name="Timing Curve",
                                            description="Node group with the Custom timing's curve (Add Timing Curve)")
+    farm: bpy.props.BoolProperty(name="Run on Farm", description="Run the frames as chunks on the Ray cluster set "
+                                 "in Preferences > Add-ons > Frameweaver > Farm")
 
     def prepare(self, context):
         curve = bpy.data.node_groups.get(self.timing_curve) if self.timing_curve else None
@@ -44,5 +46,5 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
             compat.sequencer_scene(context), model=self.model, mode=self.mode, count=self.count,
             fit_sizes=self.fit_sizes, flow_scale=float(self.flow_scale), high_quality=self.high_quality, cuts=self.cuts,
             retime_rate=self.retime_rate, target_fps=self.target_fps, dedupe=self.dedupe, timing=self.timing,
-            timing_curve=curve, context=context,
+            timing_curve=curve, farm=self.farm, context=context,
         )

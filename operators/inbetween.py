@@ -163,12 +163,13 @@ def keyframe_strips(scene) -> list:
 def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int = 3, fit_sizes: bool = False,
             flow_scale: float = 0.0, high_quality: bool = False, cuts: str = "HOLD", retime_rate: str = "2",
             target_fps: float = 60.0, dedupe: bool = True, timing: str = "EVEN", timing_curve=None, strips=None,
-            output_dir: str = "", context=None) -> job_runner.SceneJob:
+            output_dir: str = "", farm: bool = False, context=None) -> job_runner.SceneJob:
     """Validate the input strips, create the job folder and start the worker.
 
     ``timing`` spaces the inbetweens of every gap whose first key strip says "As All Gaps" (its
     Frameweaver timing); "CUSTOM" follows ``timing_curve``: (x, y) points or a node group made by
-    Add Timing Curve. Keys' Guide Masks become guide point pairs (operators/guides.py).
+    Add Timing Curve. Keys' Guide Masks become guide point pairs (operators/guides.py). ``farm`` runs the
+    job's chunks on the Ray cluster set in the preferences (the output folder must be one every node sees).
     """
     job_runner.refuse_if_busy(scene)
     if mode == "RETIME":
@@ -219,7 +220,8 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
     def warnings(job):
         return ". ".join(note for note in (cut_warning(job.info, names), guide_note) if note)
 
-    return job_runner.start(scene, "inbetween", params, title, folder, temporary, finish, context, warnings)
+    strip = {"timeline": plan.timeline, "channel": channel, "frame_start": plan.frame_start} if farm else None
+    return job_runner.start(scene, "inbetween", params, title, folder, temporary, finish, context, warnings, strip)
 
 
 def generate_inbetweens(scene, **options):

@@ -13,7 +13,8 @@ from typing import Callable
 
 import bpy
 
-from . import compat, jobs, strip_io
+from . import compat, farm_job, jobs, strip_io
+from .ray_jobs import FarmUnavailable
 from ..ui.preferences import addon_preferences, extension_dir
 
 
@@ -54,6 +55,7 @@ class SceneJob:
     folder_is_temporary: bool
     finish: Callable[[jobs.Job], object]  # outputs -> the new strip
     warnings: Callable[[jobs.Job], str] | None = None  # what the user must know about a finished job
+    on_farm: bool = False  # its record on the scene (Collect Farm Job) goes once it ends here
 
     def warning(self) -> str:
         return self.warnings(self.job) if self.warnings and self.job.state == jobs.Job.DONE else ""
@@ -62,6 +64,8 @@ class SceneJob:
         """Build the result after a successful job; on any error, leave nothing behind."""
         try:
             jobs.release(self.scene.as_pointer(), self.job)
+            if self.on_farm:
+                farm_job.forget(self.scene)
         except ReferenceError:  # the scene went with a file load, which already ended the job
             pass
         _unfinished.discard(self)
@@ -153,26 +157,40 @@ class DecodeThenRun:
             self.state, self.message = jobs.Job.CANCELLED, message
 
 
+def farm_address(context=None) -> str:
+    prefs = addon_preferences(context or bpy.context)
+    return prefs.farm_address if prefs else ""
+
+
 def start(scene, task: str, params: dict, title: str, folder: str, temporary: bool, finish, context=None,
-          warnings=None) -> SceneJob:
+          warnings=None, farm: dict | None = None) -> SceneJob:
     """Start ``task`` for ``scene``, refusing while another job runs in that scene.
 
     Movies planned for ``folder`` (``strip_io.clip_frames``) are decoded first, within the job.
+    ``farm`` runs it on the Ray cluster of the preferences instead: what the strip needs
+    ({"timeline", "channel", "frame_start"}), stored on the scene with the job's id.
     """
     runtime = worker_runtime(context)
     decodes = strip_io.take_decodes(folder)
+    address = farm_address(context) if farm is not None else ""
+
+    def on_farm() -> farm_job.FarmJob:
+        job = farm_job.FarmJob(task, params, runtime, title, address, folder)
+        farm_job.remember(scene, job, folder, farm)
+        return job
 
     def new_job():
-        start_worker = lambda: jobs.Job(task, params, runtime, title)  # noqa: E731
+        start_worker = on_farm if farm is not None else lambda: jobs.Job(task, params, runtime, title)  # noqa: E731
         return DecodeThenRun(decodes, start_worker, title, task, params) if decodes else start_worker()
 
     try:
         job = jobs.claim(scene.as_pointer(), new_job)
-    except (jobs.JobBusyError, jobs.WorkerStartError, OSError):
+    except (jobs.JobBusyError, jobs.WorkerStartError, FarmUnavailable, OSError):
         strip_io.discard_job_folder(folder)
         raise
-    scene_job = SceneJob(scene, job, folder, temporary, finish, warnings)
-    _unfinished.add(scene_job)
+    scene_job = SceneJob(scene, job, folder, temporary, finish, warnings, on_farm=farm is not None)
+    if farm is None:  # a farm job goes on without Blender; a file load leaves it to Collect Farm Job
+        _unfinished.add(scene_job)
     return scene_job
 
 

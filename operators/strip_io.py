@@ -156,6 +156,7 @@ def movie_frames(strip, folder: str) -> list[tuple[int, str]]:
 
 DECODED_FOLDER = "decoded"  # inside a job folder: movie frames decoded for the worker
 PREVIEWS_FOLDER = "previews"  # inside a job folder: the worker's previews while it trains (nn/stylize/task.py)
+FARM_FOLDER = "farm"  # the spec of a job run on the farm (operators/farm_job.py)
 PREVIEW_PREFIX = "frameweaver-preview-"  # private temp folders of throwaway previews (Preview Motion)
 
 # Job folder -> the movies its job must decode before its worker starts (see job_runner.start).
@@ -187,8 +188,8 @@ def take_decodes(job_folder: str) -> list[MovieDecode]:
 
 
 def discard_working_files(job_folder: str) -> None:
-    """Remove decoded movie frames and training previews once the result strip no longer needs them."""
-    for name in (DECODED_FOLDER, PREVIEWS_FOLDER):
+    """Remove decoded movie frames, training previews and a farm job's spec once the result strip no longer needs them."""
+    for name in (DECODED_FOLDER, PREVIEWS_FOLDER, FARM_FOLDER):
         shutil.rmtree(os.path.join(job_folder, name), ignore_errors=True)
 
 

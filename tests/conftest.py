@@ -57,7 +57,8 @@ def local_weights(project_weights):
 
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory):
-    """A real Ray cluster on 127.0.0.1, token authentication on: a head and a second node, one CPU each.
+    """A real Ray cluster on 127.0.0.1, token authentication on: a head (with its dashboard, the Jobs REST
+    API) and a second node, one CPU each.
 
     The second node cannot see ``cluster.hidden`` (a folder of this session): a farm node without
     the shared drive. Stopped at the end of the session, with every process it started.
@@ -65,7 +66,7 @@ def ray_cluster(tmp_path_factory):
     from nn.farm.local_cluster import LocalCluster
 
     hidden = tmp_path_factory.mktemp("hidden-from-node")
-    with LocalCluster(nodes=2, cpus_per_node=1, hidden_from_last_node=str(hidden)) as cluster:
+    with LocalCluster(nodes=2, cpus_per_node=1, dashboard=True, hidden_from_last_node=str(hidden)) as cluster:
         cluster.hidden = hidden
         yield cluster
 

@@ -32,10 +32,21 @@ def keys(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_run(keys, tmp_path_factory, project_weights):
-    """The same job without --ray: what the farm must reproduce."""
+    """The same command without --ray (what it runs, here in-process, one thread): what the farm must reproduce."""
+    import torch
+
+    from nn.cli import PrintPaths, task_context
+    from nn.inbetween import __main__ as command
+    from nn.inbetween import task
+
     out = tmp_path_factory.mktemp("local") / "frames"
-    done = inbetween_command(keys, out, project_weights, env=clean_environment())
-    assert done.returncode == 0, done.stderr
+    args = command.parse_args(inbetween_arguments(keys, out, project_weights)[3:])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        task.run(command.job_params(args, command.gap_times(args)), task_context(args, PrintPaths))
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
@@ -153,16 +164,15 @@ def test_an_address_with_no_cluster_is_refused_within_30_seconds(keys, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
-def test_a_retime_spec_on_the_farm_survives_a_killed_worker_and_matches_the_worker(ray_cluster, tmp_path,
-                                                                                  project_weights):
-    """A Retime Clip spec as Blender writes it, run by ``python -m nn.farm`` and by ``python -m nn.worker``."""
-    from test_farm_chunks import events, retime_params, run_worker, write_spec
+def test_a_retime_spec_on_the_farm_survives_a_killed_worker_and_matches_one_run(ray_cluster, tmp_path,
+                                                                               project_weights, one_thread):
+    """A Retime Clip spec as Blender writes it, run by ``python -m nn.farm`` and by the worker task here."""
+    from test_farm_chunks import CPU, retime_params, write_spec
+    from nn.inbetween import task
 
     local = retime_params(str(tmp_path), project_weights, tmp_path / "local")
     os.makedirs(local["output_dir"])
-    done = run_worker(write_spec(tmp_path / "local.json", "inbetween", local))
-    assert done.returncode == 0, done.stderr
-    expected = events(done)[-1]["info"]
+    expected = json.loads(json.dumps(task.run(local, CPU)[1]))  # as the worker reports it
     farm = {**local, "output_dir": str(tmp_path / "farm")}
     job = subprocess.Popen([sys.executable, "-m", "nn.farm", write_spec(tmp_path / "farm.json", "inbetween", farm),
                             "--ray", ray_cluster.address, "--chunks", "4"], cwd=ROOT,
@@ -177,27 +187,28 @@ def test_a_retime_spec_on_the_farm_survives_a_killed_worker_and_matches_the_work
     assert result["info"] == expected  # width, height, format, cuts and repeated frames, as one run reports them
 
 
-def test_a_loop_on_ray_matches_a_local_run(ray_cluster, tmp_path):
-    from test_farm_chunks import loop_params
+def test_a_loop_on_ray_matches_a_local_run(ray_cluster, tmp_path, one_thread):
+    """``python -m nn.loop --ray`` against the task the command line runs without it (frames counted from 0)."""
+    from test_farm_chunks import CPU, loop_params
+    from nn.loop import task
 
-    params = loop_params(str(tmp_path), tmp_path / "unused", frames=12)
+    params = loop_params(str(tmp_path), tmp_path / "local", frames=12, layers=True, prefix="frame", first_number=0)
+    _, local = task.run(params, CPU)
     (tmp_path / "hints.json").write_text(json.dumps(params["hints"]))
-    runs = {}
-    for name, extra in (("local", []), ("farm", ["--ray", ray_cluster.address, "--chunks", "3"])):
-        done = subprocess.run([sys.executable, "-m", "nn.loop", params["image"], "--mask", params["mask"], "--hints",
-                               str(tmp_path / "hints.json"), "--frames", "12", "--speed", "1.5", "--layers",
-                               "--out", str(tmp_path / name), *extra], cwd=ROOT,
-                              env=clean_environment(**ray_cluster.environment), capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 0, done.stderr
-        runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, "-m", "nn.loop", params["image"], "--mask", params["mask"], "--hints",
+                           str(tmp_path / "hints.json"), "--frames", "12", "--speed", "1.5", "--layers",
+                           "--out", str(tmp_path / "farm"), "--ray", ray_cluster.address, "--chunks", "3"], cwd=ROOT,
+                          env=clean_environment(**ray_cluster.environment), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    farm = json.loads(done.stdout.strip().splitlines()[-1])
     assert contents(tmp_path / "farm") == contents(tmp_path / "local")
     assert contents(tmp_path / "farm" / "layers") == contents(tmp_path / "local" / "layers")
-    assert {k: v for k, v in runs["farm"].items() if k not in ("motion_field", "layers")} == {
-        k: v for k, v in runs["local"].items() if k not in ("motion_field", "layers")}
+    assert {k: v for k, v in farm.items() if k not in ("motion_field", "layers")} == {
+        k: v for k, v in local.items() if k not in ("motion_field", "layers")}
 
 
-def test_a_trained_style_applied_on_ray_matches_a_local_run(ray_cluster, tmp_path):
+def test_a_trained_style_applied_on_ray_matches_a_local_run(ray_cluster, tmp_path, one_thread):
     import torch
 
     from nn.stylize import task as stylize
@@ -217,12 +228,18 @@ def test_a_trained_style_applied_on_ray_matches_a_local_run(ray_cluster, tmp_pat
                  "stop_file": None, "model_file": None, "resume": False, "save_model": model, "preview_index": 0,
                  "fit_sizes": False, "hub": hub, "settings": {"patch_size": 32, "batch_size": 4}},
                 TaskContext(torch.device("cpu"), False))
-    for name, extra in (("local", []), ("farm", ["--ray", ray_cluster.address, "--chunks", "2"])):
-        done = subprocess.run([sys.executable, "-m", "nn.stylize", "--frames", str(frames), "--key", f"0={key}",
-                               "--model", model, "--out", str(tmp_path / name), "--offline", "--weights-dir",
-                               hub["local_dir"], "--cache-dir", hub["cache_dir"], "--device", "cpu", *extra],
-                              cwd=ROOT, env=clean_environment(**ray_cluster.environment), capture_output=True,
-                              text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-    assert sorted(contents(tmp_path / "farm")) == [f"{t:03d}.png" for t in range(5)]
-    assert contents(tmp_path / "farm") == contents(tmp_path / "local")
+    sources = sorted(str(p) for p in frames.iterdir())
+    local, _ = stylize.run({"frames": sources, "keys": [{"index": 0, "path": key}], "masks": None,
+                            "output_dir": str(tmp_path / "local"), "prefix": "style", "seconds": 1.0,
+                            "stop_file": None, "model_file": model, "resume": False, "save_model": None,
+                            "preview_index": 0, "fit_sizes": False, "hub": hub}, TaskContext(torch.device("cpu"), False))
+    done = subprocess.run([sys.executable, "-m", "nn.stylize", "--frames", str(frames), "--key", f"0={key}",
+                           "--model", model, "--out", str(tmp_path / "farm"), "--offline", "--weights-dir",
+                           hub["local_dir"], "--cache-dir", hub["cache_dir"], "--device", "cpu",
+                           "--ray", ray_cluster.address, "--chunks", "2"],
+                          cwd=ROOT, env=clean_environment(**ray_cluster.environment), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    farm = contents(tmp_path / "farm")
+    assert sorted(farm) == [f"{t:03d}.png" for t in range(5)]  # the command line's names: the footage's
+    assert [farm[f"{t:03d}.png"] for t in range(5)] == [open(path, "rb").read() for path in local]

@@ -41,6 +41,8 @@ class SEQUENCER_PT_frameweaver(SidebarTab, bpy.types.Panel):
         scene = compat.sequencer_scene(context)
         if not draw_job(self.layout, scene, preview=True):
             self.layout.label(text="No job running", icon="CHECKMARK")
+            if scene.frameweaver.farm_job:
+                self.layout.operator("sequencer.frameweaver_collect_farm_job", icon="NETWORK_DRIVE")
 
 
 OPERATOR_TO_SETTING = {"model": "inbetween_model", "mode": "inbetween_mode", "count": "inbetween_count",
@@ -70,11 +72,15 @@ class SEQUENCER_PT_frameweaver_inbetween(SidebarTab, bpy.types.Panel):
         layout.prop(settings, "cuts")
         layout.prop(settings, "flow_scale")
         layout.prop(settings, "high_quality")
-        op = layout.operator("sequencer.frameweaver_generate_inbetweens", icon="SEQUENCE")
-        for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps", "dedupe",
-                     "high_quality", "timing"):
-            setattr(op, name, getattr(settings, OPERATOR_TO_SETTING.get(name, name)))
-        op.timing_curve = settings.inbetween_timing_curve.name if settings.inbetween_timing_curve else ""
+        row = layout.row(align=True)
+        for farm in (False, True):
+            op = row.operator("sequencer.frameweaver_generate_inbetweens", icon="NETWORK_DRIVE" if farm else "SEQUENCE",
+                              text="Run on Farm" if farm else "Generate Inbetweens")
+            for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps",
+                         "dedupe", "high_quality", "timing"):
+                setattr(op, name, getattr(settings, OPERATOR_TO_SETTING.get(name, name)))
+            op.timing_curve = settings.inbetween_timing_curve.name if settings.inbetween_timing_curve else ""
+            op.farm = farm
 
     @staticmethod
     def draw_timing(layout, scene, settings):

@@ -1,4 +1,4 @@
-"""Add-on preferences: compute device, precision, PyTorch install, weights folders, Hub token."""
+"""Add-on preferences: compute device, precision, PyTorch install, weights folders, Hub token, farm."""
 import os
 
 import bpy
@@ -65,6 +65,10 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
         "(0: wait for ever). Batch renders rely on it to end", default=PROGRESS_TIMEOUT, min=0.0, subtype="TIME_ABSOLUTE",
         unit="TIME_ABSOLUTE",
     )
+    farm_address: bpy.props.StringProperty(
+        name="Ray Address", description="The Ray cluster's head, its dashboard (Jobs API): e.g. "
+        "http://127.0.0.1:8265. The token comes from RAY_AUTH_TOKEN or ~/.ray/auth_token, never from here",
+    )
     probe_result: bpy.props.StringProperty(name="Devices found", default="Not probed yet")
     install_status: bpy.props.StringProperty(name="Install status", default="")
 
@@ -96,3 +100,7 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
         col.label(text=f"Default local folder: {os.path.join(extension_dir('weights'), '<model>', '<file>')}")
         col.prop(self, "use_pypi")
         col.prop(self, "hf_token")
+
+        col = layout.column(heading="Farm")
+        col.prop(self, "farm_address")
+        col.label(text="Output folders must be on a drive every node of the cluster sees, at the same path")

@@ -62,5 +62,7 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
                                                 description="Trained motion model; empty: the weights folder's own")
     loop_endless: bpy.props.BoolProperty(name="Endless", description="A clip of any length whose motion never repeats")
     loop_seamless: bpy.props.BoolProperty(name="Seamless", description="Endless: end where it starts, so it loops too")
+    farm_job: bpy.props.StringProperty(name="Farm Job", description="The job running on the farm (JSON: its id, "
+                                       "the cluster and the strip to make); Collect Farm Job reads it")
     loop_layers: bpy.props.BoolProperty(name="Layers", description="Also the moving region as its own RGBA strip, "
                                         "over an untouched copy of the still")

@@ -74,10 +74,11 @@ class LocalCluster:
         if hidden:
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                        'mount -t tmpfs frameweaver-hidden "$0" && exec "$@"', hidden, *command]
-        log = open(os.path.join(self.temp_dir, f"{name}.log"), "wb")
-        with log:
+        # A submitted job's entrypoint runs "python" from the head's PATH: this Python, with torch and Ray.
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+        with open(os.path.join(self.temp_dir, f"{name}.log"), "wb") as log:
             self.processes.append(subprocess.Popen(
-                command, env={**os.environ, **self.environment},
+                command, env={**os.environ, **self.environment, "PATH": path},
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
     def _wait_for_port(self, port: int) -> None:
