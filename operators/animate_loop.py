@@ -25,8 +25,11 @@ class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProper
     layers: bpy.props.BoolProperty(name="Layers", description="Also lay the moving region, as its own RGBA strip, over "
                                    "an untouched copy of the still, to grade or retime it alone")
 
+    farm: bpy.props.BoolProperty(name="Run on Farm", description="Run the frames as chunks on the Ray cluster set "
+                                 "in Preferences > Add-ons > Frameweaver > Farm")
+
     def prepare(self, context):
         return loop.prepare(compat.sequencer_scene(context), frames=self.frames, dusk=self.dusk,
                             dusk_colour=tuple(self.dusk_colour), light_reference=self.light_reference,
                             endless=self.endless, seamless=self.seamless, layers=self.layers,
-                            context=context, **self.motion_options())
+                            farm=self.farm, context=context, **self.motion_options())

@@ -31,11 +31,14 @@ def detect_build() -> str:
     return CUDA_BUILD if shutil.which("nvidia-smi") else "cpu"
 
 
-def pip_command(build: str, python: str = sys.executable, target: str | None = None) -> list[str]:
+FARM_PACKAGE = "ray[default]==2.60.0"  # the version the farm's tests run a real cluster with
+
+
+def pip_command(build: str, python: str = sys.executable, target: str | None = None, farm: bool = False) -> list[str]:
     target = target or os.path.join("<extension user folder>", "deps")
     torch = f"torch=={TORCH_VERSION}" if build == "mps" else f"torch=={TORCH_VERSION}+{build}"
     command = [python, "-m", "pip", "install", "--upgrade", "--no-user", "--only-binary=:all:",
-               "--target", target, torch, *WORKER_PACKAGES]
+               "--target", target, torch, *WORKER_PACKAGES, *([FARM_PACKAGE] if farm else [])]
     if build != "mps":
         command += ["--extra-index-url", TORCH_INDEX.format(build=build)]
     return command
@@ -46,12 +49,15 @@ class FRAMEWEAVER_OT_install_torch(bpy.types.Operator):
     bl_label = "Install PyTorch"
     bl_description = "Download PyTorch for this machine (CUDA or CPU build, several GB for CUDA) into the extension's folder"
 
+    farm: bpy.props.BoolProperty(name="Farm Support", description="Also install Ray (ray[default]), for a machine "
+                                 "that runs farm jobs' chunks or their command lines (Run on Farm itself needs no Ray)")
+
     def invoke(self, context, event):
-        return context.window_manager.invoke_confirm(self, event)
+        return context.window_manager.invoke_props_dialog(self)
 
     def execute(self, context):
         prefs = addon_preferences(context)
-        command = pip_command(detect_build(), target=extension_dir("deps"))
+        command = pip_command(detect_build(), target=extension_dir("deps"), farm=self.farm)
         if not bpy.app.online_access:
             self.report({"ERROR"}, "Online access is off. Allow it in Preferences > System, or run: " + " ".join(command))
             return {"CANCELLED"}

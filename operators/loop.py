@@ -129,7 +129,7 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
             motion_source: str = "HINTS", motion_model: str = "", dusk: float = 0.0,
             dusk_colour=(1.0, 0.55, 0.3), light_reference: str = "", endless: bool = False,
             seamless: bool = False, layers: bool = False, strip=None, output_dir: str = "",
-            motion_only: bool = False, context=None) -> job_runner.SceneJob:
+            motion_only: bool = False, farm: bool = False, context=None) -> job_runner.SceneJob:
     """Check the still, region and hints, create the job folder and start rendering the loop.
 
     ``motion_only`` draws the motion field as arrows over the still instead (the job's result
@@ -139,9 +139,13 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     is where the model sees motion. ``light_reference`` names an image strip whose colours the light
     moves towards, instead of ``dusk_colour``. ``endless`` makes a clip that never repeats (``seamless``: one
     that still ends where it starts); ``layers`` also lays the moving region, as its own RGBA strip,
-    over an untouched copy of the still, on the two channels above the composite.
+    over an untouched copy of the still, on the two channels above the composite. ``farm`` renders the
+    frames as chunks on the Ray cluster set in the preferences.
     """
     job_runner.refuse_if_busy(scene)
+    if farm and (layers or motion_only):
+        raise strip_io.StripInputError("Run on Farm renders the loop's frames; the motion preview and Layers are "
+                                       "made on this machine. Turn Layers off to run on the farm")
     learned = motion_source == "LEARNED"
     model = bpy.path.abspath(motion_model) if motion_model else ""
     if model and not os.path.isfile(model):
@@ -199,7 +203,8 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     def warnings(job):
         return loop_warnings(job.info, mask.name if mask is not None else "", off_still, width, height)
 
-    return job_runner.start(scene, "loop", params, title, folder, temporary, finish, context, warnings)
+    strip = {"timeline": list(range(frames)), "channel": channel, "frame_start": start} if farm else None
+    return job_runner.start(scene, "loop", params, title, folder, temporary, finish, context, warnings, strip)
 
 
 MOTION_MODEL_FILE = "loop_motion.safetensors"

@@ -19,6 +19,7 @@ import urllib.request
 import zipfile
 
 TIMEOUT = 10.0  # seconds per request
+SUBMIT_TIMEOUT = 60.0  # a submission starts the job's supervisor on the head: slower, more so on a busy head
 # What the Jobs API reports while a job may still change, and once it cannot.
 RUNNING_STATES = {"PENDING", "RUNNING"}
 
@@ -54,14 +55,14 @@ class RayJobs:
     def __init__(self, address: str):
         self.url = base_url(address)
 
-    def request(self, method: str, path: str, body: bytes | dict | None = None) -> dict:
+    def request(self, method: str, path: str, body: bytes | dict | None = None, timeout: float = TIMEOUT) -> dict:
         data = json.dumps(body).encode() if isinstance(body, dict) else body
         headers = {"Content-Type": "application/json"} if isinstance(body, dict) else {}
         if secret := token():
             headers["Authorization"] = f"Bearer {secret}"
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 text = response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as error:
             detail = error.read().decode("utf-8", "replace").strip().splitlines()
@@ -87,12 +88,12 @@ class RayJobs:
         except FarmUnavailable as error:
             if " answered 404" not in str(error):
                 raise
-            self.request("PUT", f"/api/packages/gcs/{name}", data)
+            self.request("PUT", f"/api/packages/gcs/{name}", data, SUBMIT_TIMEOUT)
         return f"gcs://{name}"
 
     def submit(self, entrypoint: str, runtime_env: dict, metadata: dict) -> str:
         return self.request("POST", "/api/jobs/", {"entrypoint": entrypoint, "runtime_env": runtime_env,
-                                                  "metadata": metadata})["submission_id"]
+                                                  "metadata": metadata}, SUBMIT_TIMEOUT)["submission_id"]
 
     def status(self, job_id: str) -> dict:
         return self.request("GET", f"/api/jobs/{job_id}")

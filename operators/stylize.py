@@ -66,9 +66,17 @@ def mask_files(mask, footage) -> list[str | None]:
 
 
 def prepare(scene, *, footage: str = "", mask: str = "", seconds: float = 120.0, model_file: str = "",
-            resume: bool = False, fit_sizes: bool = False, output_dir: str = "", context=None) -> job_runner.SceneJob:
-    """Check footage, keyframes and mask, create the job folder and start training and propagation."""
+            resume: bool = False, fit_sizes: bool = False, output_dir: str = "", farm: bool = False,
+            context=None) -> job_runner.SceneJob:
+    """Check footage, keyframes and mask, create the job folder and start training and propagation.
+
+    ``farm`` applies a trained model (``model_file``, no ``resume``) as chunks on the Ray cluster set in
+    the preferences; training runs on one machine.
+    """
     job_runner.refuse_if_busy(scene)
+    if farm and (not model_file or resume):
+        raise strip_io.StripInputError("Run on Farm applies a trained model: train here first (Train & Propagate), "
+                                       "then send Apply Model to the farm")
     source = footage_strip(scene, footage)
     mask_strip = compat.all_strips(scene.sequence_editor).get(mask) if mask else None
     if mask and mask_strip is None:
@@ -113,7 +121,8 @@ def prepare(scene, *, footage: str = "", mask: str = "", seconds: float = 120.0,
     def warnings(job):
         return "; ".join(job.info.get("notes", []))
 
-    return job_runner.start(scene, "stylize", params, title, folder, temporary, finish, context, warnings)
+    strip = {"timeline": list(range(len(frames))), "channel": channel, "frame_start": start} if farm else None
+    return job_runner.start(scene, "stylize", params, title, folder, temporary, finish, context, warnings, strip)
 
 
 def stop_training(job) -> bool:

@@ -22,9 +22,12 @@ class SEQUENCER_OT_frameweaver_train_propagate(JobModalMixin, bpy.types.Operator
                                    description="Train the model further instead of only applying it")
     fit_sizes: bpy.props.BoolProperty(name="Fit Keyframes", description="Resize keyframes to the footage's size")
 
+    farm: bpy.props.BoolProperty(name="Run on Farm", description="Run the frames as chunks on the Ray cluster set "
+                                 "in Preferences > Add-ons > Frameweaver > Farm")
+
     def prepare(self, context):
         return stylize.prepare(
             compat.sequencer_scene(context), footage=self.footage, mask=self.mask, seconds=self.seconds,
             model_file=bpy.path.abspath(self.model_file) if self.model_file else "", resume=self.resume,
-            fit_sizes=self.fit_sizes, context=context,
+            fit_sizes=self.fit_sizes, farm=self.farm, context=context,
         )

@@ -113,3 +113,52 @@ def test_a_wrong_or_missing_token_is_refused_and_nothing_changes(fw, farm, scene
     with Unchanged(scene, tmp_path), pytest.raises(ray_jobs.FarmUnavailable, match=f"refused {expected}"):
         fw.generate_inbetweens(scene, model="blend", farm=True)
     assert scene.frameweaver.farm_job == ""
+
+
+def test_a_loop_run_on_the_farm_equals_the_loop_task_run_here(fw, farm, scene, seq_ctx, tmp_path, one_thread):
+    import torch
+
+    from nn.loop import task
+    from nn.worker import TaskContext
+    from test_loop_operator import motion_mask, still
+
+    still(scene, str(tmp_path))
+    motion_mask()
+    with seq_ctx(scene):
+        assert bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=10, speed=1.5, farm=True) == {"FINISHED"}
+    on_farm = scene.sequence_editor.active_strip
+    assert on_farm.name == "Loop still" and len(on_farm.elements) == 10 and compat.left_handle(on_farm) == 1
+    # The same job's parameters, rendered here by the worker task: the frames must match bit for bit.
+    scene.sequence_editor.active_strip = None
+    for strip in compat.all_strips(scene.sequence_editor):
+        strip.select = strip.name == "still"
+    scene_job = fw.operators.loop.prepare(scene, mask=bpy.data.masks["waves"], frames=10, speed=1.5)
+    scene_job.cancel()  # only its parameters are wanted
+    with pytest.raises(job_runner.JobFailed, match="cancelled"):
+        scene_job.complete()
+    params = {**scene_job.job.params, "output_dir": str(tmp_path / "here")}
+    outputs, _ = task.run(params, TaskContext(torch.device("cpu"), False))
+    for ours, path in zip(strip_frames(on_farm), outputs):
+        assert (ours == read_image(path)[0]).all()
+
+
+def test_what_runs_on_one_machine_is_not_sent_to_the_farm(fw, farm, scene, seq_ctx, tmp_path):
+    from test_loop_operator import motion_mask, still
+
+    still(scene, str(tmp_path))
+    motion_mask()
+    with Unchanged(scene, tmp_path), seq_ctx(scene):
+        with pytest.raises(RuntimeError, match="Turn Layers off to run on the farm"):
+            bpy.ops.sequencer.frameweaver_animate_loop(mask="waves", frames=10, layers=True, farm=True)
+        with pytest.raises(RuntimeError, match="Run on Farm applies a trained model: train here first"):
+            bpy.ops.sequencer.frameweaver_train_propagate(footage="still", farm=True)
+
+
+def test_install_pytorch_offers_farm_support_with_the_ray_the_tests_run():
+    from importlib.metadata import version
+
+    install_torch = FRAMEWEAVER.operators.install_torch
+    assert not any(part.startswith("ray") for part in install_torch.pip_command("cpu"))
+    assert f"ray[default]=={version('ray')}" in install_torch.pip_command("cpu", farm=True)
+    with pytest.raises(RuntimeError, match=r"Online access is off.*ray\[default\]==2\.60\.0"):
+        bpy.ops.frameweaver.install_torch(farm=True)  # headless Blender is offline: the command to run by hand

@@ -129,6 +129,7 @@ class SEQUENCER_PT_frameweaver_style(SidebarTab, bpy.types.Panel):
             row = layout.row(align=True)
             self.add_operator(row, settings, "Resume Training", "FILE_REFRESH", model=True, resume=True)
             self.add_operator(row, settings, "Apply Model", "BRUSH_DATA", model=True)
+            self.add_operator(row, settings, "Run on Farm", "NETWORK_DRIVE", model=True).farm = True
 
     @staticmethod
     def draw_keys(box, scene, settings):
@@ -150,6 +151,7 @@ class SEQUENCER_PT_frameweaver_style(SidebarTab, bpy.types.Panel):
         op.footage, op.mask, op.seconds = settings.style_footage, settings.style_mask, settings.style_seconds
         op.fit_sizes, op.resume = settings.style_fit_sizes, resume
         op.model_file = settings.style_model if model else ""
+        return op
 
 
 class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
@@ -186,10 +188,15 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         loop_motion_options(layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD"), settings)
         if settings.loop_motion_preview and os.path.isfile(settings.loop_motion_preview):
             layout.template_icon(icon_value=previews.icon_id(settings.loop_motion_preview), scale=8.0)
-        op = loop_motion_options(layout.operator("sequencer.frameweaver_animate_loop", icon="FILE_REFRESH"), settings)
-        op.frames, op.dusk, op.dusk_colour = settings.loop_frames, settings.loop_dusk, settings.loop_dusk_colour
-        op.light_reference = settings.loop_light_reference
-        op.endless, op.seamless, op.layers = settings.loop_endless, settings.loop_seamless, settings.loop_layers
+        row = layout.row(align=True)
+        for farm in (False, True):
+            op = loop_motion_options(row.operator("sequencer.frameweaver_animate_loop", text="Run on Farm" if farm else
+                                                  "Animate Loop", icon="NETWORK_DRIVE" if farm else "FILE_REFRESH"),
+                                     settings)
+            op.frames, op.dusk, op.dusk_colour = settings.loop_frames, settings.loop_dusk, settings.loop_dusk_colour
+            op.light_reference = settings.loop_light_reference
+            op.endless, op.seamless, op.layers = settings.loop_endless, settings.loop_seamless, settings.loop_layers
+            op.farm = farm
 
 
 def loop_motion_options(op, settings):

@@ -50,11 +50,6 @@ def frame_range(total: int, chunk: tuple[int, int] | list | None) -> range:
     return range(total * (index - 1) // count, total * index // count)
 
 
-def chunk_of_frame(total: int, count: int, frame: int) -> int:
-    """The chunk (1-based) of ``count`` that holds ``frame`` (0-based)."""
-    return next(i for i in range(1, count + 1) if frame in frame_range(total, (i, count)))
-
-
 def wanted(path: str, chunk) -> bool:
     """Whether a chunk must still make ``path``: not when it exists already (published files are complete).
 
