@@ -17,7 +17,8 @@ import torch
 from ..cli import add_runtime_arguments, hub_settings, run_command, task_context
 from ..imageio import read_image, write_image
 from .keymotion import KeyMotion
-from .task import load_model, output_format, to_pixels, to_tensor
+from ..frames import output_format, to_pixels, to_tensor
+from .task import load_model
 
 MODELS = ["rife-v4.25", "rife-hdv3", "keymotion", "blend"]
 

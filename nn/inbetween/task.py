@@ -10,31 +10,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-import numpy as np
 import torch
 
+from ..frames import output_format, to_pixels, to_tensor
 from ..imageio import ImageFormat, read_image, write_image
 from ..worker import TaskError
 from ..motion.flow import auto_flow_scale, motion_view
 from . import cuts
-
-LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
-
-
-def output_format(key_format: ImageFormat) -> ImageFormat:
-    """Same format as the keyframes, except lossy files, which become PNG rather than lose more."""
-    if key_format.extension in LOSSY_EXTENSIONS:
-        return ImageFormat(".png", "uint8", key_format.channels)
-    return key_format
-
-
-def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device)  # (1, C, H, W)
-
-
-def to_pixels(frame: torch.Tensor) -> np.ndarray:
-    return frame[0].permute(1, 2, 0).float().cpu().numpy()  # (H, W, C)
-
 
 class Blend:
     """Cross-fade: the no-network baseline (and a valid choice for dissolves)."""
@@ -80,7 +62,7 @@ def load_model(params: dict, ctx):
     if name == "blend":
         return Blend()
     from .. import hub
-    from .models import Interpolator, state_dict_from_checkpoint
+    from ..motion.rife import Interpolator, state_dict_from_checkpoint
 
     network = "rife-v4.25" if name == "keymotion" else name
     settings = hub.HubSettings(**params["hub"])

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .. import hub
 from ..imageio import ImageFormat, read_image, write_image
 from ..motion.flow import length
-from ..inbetween.task import output_format, to_pixels, to_tensor
+from ..frames import output_format, to_pixels, to_tensor
 from ..worker import TaskError
 from .appearance import LightChange
 from .endless import WINDOW, endless_motion
