@@ -49,8 +49,10 @@ def generative_loop(params: dict, still: torch.Tensor, mask: np.ndarray | None, 
                        region=region, still=view, progress=ctx.progress, warn=notes.append)
 
     def made() -> Iterator[torch.Tensor]:
-        yield still
-        for position in range(1, frames):
+        for position in range(frames):
+            if position in anchors:  # the still itself, not the model's copy of it
+                yield still
+                continue
             frame = from_model(video.frame(position), channels, is_float, (width, height), matte).to(still)
             yield frame if inside is None else torch.where(inside, frame, still)
 
