@@ -7,6 +7,7 @@ EXR data keep their precision and colour space (README, "Depth and alpha").
 """
 from __future__ import annotations
 
+import copy
 import os
 from functools import lru_cache
 
@@ -138,6 +139,8 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
         distinct = range(len(keys))
 
     params = {**params, "size": (width, height)}
+    ctx = copy.copy(ctx)
+    ctx.progress = forward_only(ctx.progress)  # the generative model's steps run ahead of the frames written
     ctx.progress(0.0, f"Loading {params['model']}")
     model = load_model(params, ctx)
     cut_mode = params.get("cuts", "HOLD")
@@ -174,6 +177,16 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
         "cuts": sorted(found_cuts), "repeated_frames": len(keys) - len(distinct), "all_identical": bool(compared_pairs) and not changing_pairs,
         "notes": params.get("_notes", []),
     }
+
+
+def forward_only(progress):
+    """``progress`` whose fraction never goes back."""
+    shown = [0.0]
+
+    def report(fraction: float, message: str, preview: str | None = None) -> None:
+        shown[0] = max(shown[0], fraction)
+        progress(shown[0], message, preview)
+    return report
 
 
 def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary, cut_mode: str):
