@@ -322,3 +322,18 @@ def test_auto_draws_only_the_unexplained_gap_with_the_generative_model(tmp_path,
         "Auto: the generative model drew the gaps between keys 2-3, which motion does not explain; Key Motion the rest"]
     same = [read_image(a)[0].tobytes() == read_image(m)[0].tobytes() for a, m in zip(auto_files, motion_files)]
     assert same == [True, True, True, True, False, False, True]  # only the redrawn gap differs
+
+
+def test_two_runs_of_moving_gaps_are_two_videos_from_one_loaded_model(tmp_path, tiny_vace):
+    """A repeated key holds its gap, so the keys either side make separate videos (the prompt encoded once)."""
+    from nn.inbetween import task
+
+    first, second = write_keyframes(str(tmp_path), count=2, fmt=ImageFormat(".png", "uint8", 3))
+    keys = [first, second, second, first]
+    frames = [[a, a, 0.0] if t == 0 else [a, a + 1, t] for a in range(3) for t in (0, 0.5)] + [[3, 3, 0.0]]
+    (tmp_path / "out").mkdir()
+    outputs, info = task.run({"keys": keys, "frames": frames, "model": "generative", "model_dir": tiny_vace,
+                              "steps": 1, "allow_cpu": True, "hub": {}, "output_dir": str(tmp_path / "out"),
+                              "prefix": "f"}, Recorder())
+    assert len(outputs) == 7
+    assert read_image(outputs[3])[0].tobytes() == read_image(second)[0].tobytes()  # the held gap

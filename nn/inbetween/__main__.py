@@ -22,8 +22,7 @@ from ..cli import (add_generative_arguments, add_runtime_arguments, generative_p
 from ..frames import output_format, to_pixels, to_tensor
 from ..generate.pipeline import warn_on_stderr
 from ..imageio import read_image, write_image
-from .auto import Auto, note
-from .task import load_model, needs_sequence, sequence_for
+from .task import load_model, needs_sequence, notes, sequence_for
 
 MODELS = ["auto", "rife-v4.25", "rife-hdv3", "keymotion", "generative", "blend"]
 
@@ -95,9 +94,8 @@ def main(argv=None) -> int:
                 out = os.path.join(args.out, f"{stem}_t{t:.3f}{out_fmt.extension}")
                 write_image(out, to_pixels(make(gap, gap + 1, t)), out_fmt)
                 print(out)
-    for text in params.get("_notes", []) + [note(model) if isinstance(model, Auto) else ""]:
-        if text:
-            warn_on_stderr(text)
+    for text in notes(model):
+        warn_on_stderr(text)
     return 0
 
 

@@ -95,8 +95,7 @@ def load_generative(params: dict, ctx):
     if params.get("clip"):
         raise TaskError("The generative model makes frames between keyframes; to retime a clip, use RIFE 4.25 "
                         "or Key Motion")
-    pipe, settings = load_for_task(params, ctx)
-    return Generative(pipe, settings, ctx.device, progress=ctx.progress, warn=params.setdefault("_notes", []).append)
+    return Generative(load_for_task(params, ctx), progress=ctx.progress)
 
 
 def run(params: dict, ctx) -> tuple[list[str], dict]:
@@ -179,9 +178,18 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     return outputs, {
         "width": width, "height": height, "format": fmt.extension, "pixel_type": fmt.pixel_type,
         "cuts": sorted(found_cuts), "repeated_frames": len(keys) - len(distinct), "all_identical": bool(compared_pairs) and not changing_pairs,
-        "notes": [n for n in params.get("_notes", []) + [note(model) if isinstance(model, Auto) else ""] if n],
+        "notes": notes(model),
         **(report(model) if isinstance(model, Auto) else {}),
     }
+
+
+def notes(model) -> list[str]:
+    """What the user should know about the model's run: the generative model's notes, and Auto's choices."""
+    from .generative import Generative
+
+    generative = model.generative if isinstance(model, Auto) else model
+    said = list(generative.prepared.notes) if isinstance(generative, Generative) else []
+    return said + ([note(model)] if isinstance(model, Auto) and note(model) else [])
 
 
 def forward_only(progress):
