@@ -40,6 +40,7 @@ SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
 TARGET_FPS = {"1080p": 60.0, "4K": 15.0}
 TARGET_4K_GB = 8.0
 TARGET_LOOP_SECONDS = 10.0
+GENERATIVE_SIZES = {"480p": (480, 832), "720p": (720, 1280)}
 
 
 def image(path: Path, size: tuple[int, int], device) -> torch.Tensor:
@@ -114,7 +115,7 @@ def generative_rows(device, folder: str, steps: int, low_vram: bool) -> dict:
     pair = SHARED / "data" / "interp" / "middlebury-other" / "Beanbags"
     scene = SHARED / "data" / "loop" / "3dcine_demo0"
     rows = {}
-    for label, (height, width) in {"480p": (480, 832), "720p": (720, 1280)}.items():
+    for label, (height, width) in GENERATIVE_SIZES.items():
         settings = Settings(steps=steps, max_pixels=height * width)
         model = prepare(pipe, settings, device) if not rows else dataclasses.replace(model, settings=settings)
         a, b = (image(pair / name, (height, width), device)[0].float().clamp(0, 1) for name in
