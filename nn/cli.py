@@ -11,11 +11,41 @@ DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    add_weights_arguments(parser)
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    parser.add_argument("--half", action="store_true", help="fp16 on CUDA")
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", default="", help="folder holding <name>/<file> weights, used before the Hub")
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE, help="Hugging Face cache for downloaded weights")
     parser.add_argument("--offline", action="store_true", help="never download")
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
-    parser.add_argument("--half", action="store_true", help="fp16 on CUDA")
+
+
+def add_generative_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generative model's options (``nn.generate``): where it is, and what to make."""
+    group = parser.add_argument_group("generative model")
+    group.add_argument("--model-dir", default="", help="a local Wan2.1 VACE pipeline folder (diffusers' "
+                                                       "save_pretrained layout), instead of the Hub's")
+    group.add_argument("--prompt", default="", help="what the frames show (optional)")
+    group.add_argument("--negative-prompt", default="")
+    group.add_argument("--seed", type=int, default=0, help="the same seed gives the same frames")
+    group.add_argument("--steps", type=int, default=30, help="denoising steps")
+    group.add_argument("--guidance", type=float, default=5.0, help="how closely to follow the prompt")
+    group.add_argument("--low-vram", action="store_true", help="CPU offload and tiled decoding, for small GPUs")
+
+
+def generative_params(args: argparse.Namespace, ctx: TaskContext) -> dict:
+    """The task parameters of ``add_generative_arguments``: chosen, it runs on the CPU too, with a warning."""
+    chosen = "generative" in (getattr(args, "model", None), getattr(args, "motion", None))
+    if not chosen and getattr(args, "model", None) != "auto":
+        return {}
+    if chosen and ctx.device.type != "cuda":
+        print(f"warning: the generative model runs on {ctx.device}: expect minutes per frame at full size",
+              file=sys.stderr, flush=True)
+    return {"model_dir": args.model_dir, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
+            "seed": args.seed, "steps": args.steps, "guidance": args.guidance, "low_vram": args.low_vram,
+            "allow_cpu": chosen}  # Auto uses it on a GPU only
 
 
 def add_farm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,16 +90,24 @@ def hub_settings(args: argparse.Namespace) -> dict:
             "online": not args.offline}
 
 
-class PrintPaths(TaskContext):
-    """Progress as a command line shows it: the path of each file as it is written."""
+class CommandContext(TaskContext):
+    """A task's progress on a command line: its messages on stderr, so stdout lists only what was written."""
 
     def progress(self, fraction: float, message: str, preview: str | None = None) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+
+class PrintPaths(CommandContext):
+    """And the path of each frame on stdout, as it is written (the task's previews are its frames)."""
+
+    def progress(self, fraction: float, message: str, preview: str | None = None) -> None:
+        super().progress(fraction, message, preview)
         if preview:
             print(preview, flush=True)
 
 
-def task_context(args: argparse.Namespace, context=TaskContext) -> TaskContext:
-    from .device import pick_device, use_half  # torch: not needed by a farm job's driver
+def task_context(args: argparse.Namespace, context=CommandContext) -> TaskContext:
+    from .device import pick_device, use_half  # PyTorch: not needed by a farm job's driver
 
     device = pick_device(args.device)
     return context(device, use_half(device, args.half))

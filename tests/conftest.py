@@ -56,6 +56,15 @@ def local_weights(project_weights):
 
 
 @pytest.fixture(scope="session")
+def tiny_vace(tmp_path_factory):
+    """A tiny random Wan2.1 VACE pipeline of the real diffusers classes, saved with save_pretrained
+    (tests/tiny_vace.py): for plumbing, its frames are noise."""
+    import tiny_vace
+
+    return tiny_vace.build(str(tmp_path_factory.mktemp("tiny-vace") / "wan2.1-vace-tiny"))
+
+
+@pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory):
     """A real Ray cluster on 127.0.0.1, token authentication on: a head (with its dashboard, the Jobs REST
     API) and a second node, one CPU each.

@@ -70,12 +70,17 @@ class SEQUENCER_PT_frameweaver_inbetween(SidebarTab, bpy.types.Panel):
             layout.prop(settings, "fit_sizes")
             self.draw_timing(layout, compat.sequencer_scene(context), settings)
         layout.prop(settings, "cuts")
-        layout.prop(settings, "flow_scale")
-        layout.prop(settings, "high_quality")
+        if settings.inbetween_model != "generative":
+            layout.prop(settings, "flow_scale")
+        if settings.inbetween_model in ("rife-v4.25", "rife-hdv3"):
+            layout.prop(settings, "high_quality")
+        if settings.inbetween_model in ("generative", "auto"):
+            draw_generative(layout, settings)
         row = layout.row(align=True)
         for farm in (False, True):
-            op = row.operator("sequencer.frameweaver_generate_inbetweens", icon="NETWORK_DRIVE" if farm else "SEQUENCE",
-                              text="Run on Farm" if farm else "Generate Inbetweens")
+            op = generative_options(row.operator("sequencer.frameweaver_generate_inbetweens", text="Run on Farm" if farm
+                                                 else "Generate Inbetweens", icon="NETWORK_DRIVE" if farm else
+                                                 "SEQUENCE"), settings)
             for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps",
                          "dedupe", "high_quality", "timing"):
                 setattr(op, name, getattr(settings, OPERATOR_TO_SETTING.get(name, name)))
@@ -179,24 +184,47 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         if settings.loop_endless:
             layout.prop(settings, "loop_seamless")
         layout.prop(settings, "loop_layers")
-        layout.prop(settings, "loop_speed")
+        if settings.loop_motion_source == "GENERATIVE":
+            draw_generative(layout, settings)
+        else:
+            layout.prop(settings, "loop_speed")
         layout.prop(settings, "loop_dusk")
         if settings.loop_dusk > 0:
             layout.prop_search(settings, "loop_light_reference", editor, collection, icon="IMAGE_DATA")
             if not settings.loop_light_reference:
                 layout.prop(settings, "loop_dusk_colour")
-        loop_motion_options(layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD"), settings)
-        if settings.loop_motion_preview and os.path.isfile(settings.loop_motion_preview):
-            layout.template_icon(icon_value=previews.icon_id(settings.loop_motion_preview), scale=8.0)
+        if settings.loop_motion_source != "GENERATIVE":  # it makes no motion field to preview
+            loop_motion_options(layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD"), settings)
+            if settings.loop_motion_preview and os.path.isfile(settings.loop_motion_preview):
+                layout.template_icon(icon_value=previews.icon_id(settings.loop_motion_preview), scale=8.0)
         row = layout.row(align=True)
         for farm in (False, True):
             op = loop_motion_options(row.operator("sequencer.frameweaver_animate_loop", text="Run on Farm" if farm else
                                                   "Animate Loop", icon="NETWORK_DRIVE" if farm else "FILE_REFRESH"),
                                      settings)
+            generative_options(op, settings)
             op.frames, op.dusk, op.dusk_colour = settings.loop_frames, settings.loop_dusk, settings.loop_dusk_colour
             op.light_reference = settings.loop_light_reference
             op.endless, op.seamless, op.layers = settings.loop_endless, settings.loop_seamless, settings.loop_layers
             op.farm = farm
+
+
+def draw_generative(layout, settings):
+    """The generative model's options, and why it may refuse to run."""
+    box = layout.box()
+    box.prop(settings, "generative_prompt")
+    row = box.row()
+    row.prop(settings, "generative_seed")
+    row.prop(settings, "generative_steps")
+    box.prop(settings, "generative_guidance")
+    box.label(text="Needs a CUDA GPU and the model's weights (Preferences)", icon="INFO")
+
+
+def generative_options(op, settings):
+    """Fill an operator's GenerativeProperties from the panel's settings."""
+    op.prompt, op.seed = settings.generative_prompt, settings.generative_seed
+    op.steps, op.guidance = settings.generative_steps, settings.generative_guidance
+    return op
 
 
 def loop_motion_options(op, settings):

@@ -19,7 +19,7 @@ class FrameweaverStripSettings(bpy.types.PropertyGroup):
 
 
 class FrameweaverSceneSettings(bpy.types.PropertyGroup):
-    inbetween_model: bpy.props.EnumProperty(name="Model", items=MODELS, default="rife-v4.25")
+    inbetween_model: bpy.props.EnumProperty(name="Model", items=MODELS, default="auto")
     inbetween_mode: bpy.props.EnumProperty(name="Frames", items=FRAME_MODES, default="GAPS")
     inbetween_count: bpy.props.IntProperty(name="Inbetweens", default=3, min=1, max=255)
     fit_sizes: bpy.props.BoolProperty(name="Fit to First Keyframe")
@@ -62,6 +62,14 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
                                                 description="Trained motion model; empty: the weights folder's own")
     loop_endless: bpy.props.BoolProperty(name="Endless", description="A clip of any length whose motion never repeats")
     loop_seamless: bpy.props.BoolProperty(name="Seamless", description="Endless: end where it starts, so it loops too")
+    generative_prompt: bpy.props.StringProperty(name="Prompt", description="Generative model: what the frames show "
+                                                 "(optional)")
+    generative_seed: bpy.props.IntProperty(name="Seed", default=0, min=0,
+                                           description="Generative model: the same seed gives the same frames")
+    generative_steps: bpy.props.IntProperty(name="Steps", default=30, min=1, max=200,
+                                            description="Generative model: denoising steps")
+    generative_guidance: bpy.props.FloatProperty(name="Guidance", default=5.0, min=0.0, max=30.0,
+                                                 description="Generative model: how closely to follow the prompt")
     farm_job: bpy.props.StringProperty(name="Farm Job", description="The job running on the farm (JSON: its id, "
                                        "the cluster and the strip to make); Collect Farm Job reads it")
     loop_layers: bpy.props.BoolProperty(name="Layers", description="Also the moving region as its own RGBA strip, "

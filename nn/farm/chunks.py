@@ -30,8 +30,14 @@ def parse_chunk(text: str) -> tuple[int, int]:
 def frame_count(task: str, params: dict) -> int:
     """How many output frames a job makes; refuses a task that cannot be split into chunks."""
     if task == "inbetween":
+        if params.get("model") == "generative":
+            raise ChunkRequestError("The generative model makes one video through all the keys, so its frames do "
+                                    "not split into chunks: run it on one machine")
         return len(params["frames"])
     if task == "loop" and not params.get("field_only"):
+        if params.get("motion_source") == "generative":
+            raise ChunkRequestError("A generative loop is one video, so its frames do not split into chunks: run it "
+                                    "on one machine")
         return int(params["frames"])
     if task == "stylize":
         if not params.get("model_file") or params.get("resume"):

@@ -2,10 +2,13 @@
 
     python -m nn.inbetween A.png B.png --times 0.25 0.5 0.75 --model rife-v4.25 --out DIR
     python -m nn.inbetween K0.png K1.png K2.png ... --count N --model keymotion --out DIR
+    python -m nn.inbetween K0.png K1.png ... --count N --model generative [--model-dir DIR] [--prompt TEXT]
+                           [--seed S] [--steps N] [--guidance G] --out DIR
 
 Writes DIR/<stem of the gap's first key>_t0.250.png (same format and depth as the keys; JPEG
 becomes PNG): the given times between two keys, or N evenly timed inbetweens in every gap.
-Key Motion uses all the keys for motion (paths are smooth through each key).
+Key Motion uses all the keys for motion (paths are smooth through each key); the generative model
+(Wan2.1 VACE) makes one video through all the keys, each at its place (a gap of N frames).
 Weights come from --weights FILE, else --weights-dir/<model>/<file>, else the Hub cache.
 --ray HOST:PORT runs the frames as chunks on a Ray cluster (nn/farm): the same files, made there.
 """
@@ -13,10 +16,12 @@ import argparse
 import os
 import sys
 
-from ..cli import PrintPaths, add_farm_arguments, add_runtime_arguments, hub_settings, run_command, run_on_farm, task_context
+from ..cli import (PrintPaths, add_farm_arguments, add_generative_arguments, add_runtime_arguments, generative_params,
+                   hub_settings, run_command, run_on_farm, task_context)
+from ..farm.chunks import ChunkRequestError, frame_count
 from ..imageio import read_image
 
-MODELS = ["rife-v4.25", "rife-hdv3", "keymotion", "blend"]
+MODELS = ["auto", "rife-v4.25", "rife-hdv3", "keymotion", "generative", "blend"]
 
 
 def parse_args(argv):
@@ -26,10 +31,13 @@ def parse_args(argv):
     timing.add_argument("--times", type=float, nargs="+", help="times strictly between 0 and 1 (two keys only; "
                                                                "default 0.5)")
     timing.add_argument("--count", type=int, help="evenly timed inbetweens per gap")
-    parser.add_argument("--model", default="rife-v4.25", choices=MODELS)
+    parser.add_argument("--model", default="auto", choices=MODELS,
+                        help="auto: Key Motion, and the generative model where motion cannot explain a gap (when it "
+                             "is installed and a GPU is present)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--weights", help="a local checkpoint (.safetensors, or a legacy .pkl/.pth of tensors)")
     add_runtime_arguments(parser)
+    add_generative_arguments(parser)
     add_farm_arguments(parser)
     parser.add_argument("--flow-scale", type=float, default=0.0, choices=[0.0, 1.0, 0.5, 0.25],
                         help="resolution motion is estimated at; 0: automatic (0.5 at 2K and above)")
@@ -53,7 +61,7 @@ def gap_times(args) -> list[list[float]]:
     return [times]
 
 
-def job_params(args, times: list[list[float]]) -> dict:
+def job_params(args, times: list[list[float]], generative: dict) -> dict:
     """The worker task's parameters: (gap, gap + 1, t) per frame, named <stem of the gap's first key>_t<t>.
 
     Absolute paths, so the same job runs anywhere (``--ray``). Cuts are not looked for: the
@@ -68,7 +76,7 @@ def job_params(args, times: list[list[float]]) -> dict:
     return {"keys": [os.path.abspath(path) for path in args.keys], "frames": frames, "names": names,
             "model": args.model, "weights_file": args.weights and os.path.abspath(args.weights),
             "flow_scale": args.flow_scale, "cuts": "IGNORE", "hub": hub_settings(args),
-            "output_dir": os.path.abspath(args.out)}
+            "output_dir": os.path.abspath(args.out), **generative}
 
 
 def main(argv=None) -> int:
@@ -80,14 +88,23 @@ def main(argv=None) -> int:
         if pixels.shape != first.shape:
             sys.exit(f"{os.path.basename(path)} differs from {os.path.basename(args.keys[0])} in size or channels: "
                      f"{pixels.shape} and {first.shape}")
-    params = job_params(args, times)
     if args.ray:
-        for path in run_on_farm(args, "inbetween", params)[0]:
-            print(path)
-        return 0
-    from . import task  # PyTorch: not needed by a farm job's driver
+        try:
+            frame_count("inbetween", {"model": args.model, "frames": []})  # the generative model does not split
+        except ChunkRequestError as error:
+            sys.exit(f"error: {error}")
+        outputs, info = run_on_farm(args, "inbetween", job_params(args, times, generative_params(args, None)))
+        print("\n".join(outputs), flush=True)
+    else:
+        from . import task  # PyTorch: not needed by a farm job's driver
 
-    task.run(params, task_context(args, PrintPaths))
+        ctx = task_context(args, PrintPaths)
+        _, info = task.run(job_params(args, times, generative_params(args, ctx)), ctx)
+    if info.get("notes"):
+        from ..generate.pipeline import warn_on_stderr  # PyTorch: only when there is something to say
+
+        for text in info["notes"]:
+            warn_on_stderr(text)
     return 0
 
 

@@ -7,35 +7,19 @@ EXR data keep their precision and colour space (README, "Depth and alpha").
 """
 from __future__ import annotations
 
+import copy
 import os
 from functools import lru_cache
 
-import numpy as np
 import torch
 
 from ..farm import chunks
+from ..frames import output_format, to_pixels, to_tensor
 from ..imageio import ImageFormat, read_image, write_image
 from ..worker import TaskError
 from ..motion.flow import auto_flow_scale, motion_view
 from . import cuts
-
-LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
-
-
-def output_format(key_format: ImageFormat) -> ImageFormat:
-    """Same format as the keyframes, except lossy files, which become PNG rather than lose more."""
-    if key_format.extension in LOSSY_EXTENSIONS:
-        return ImageFormat(".png", "uint8", key_format.channels)
-    return key_format
-
-
-def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device)  # (1, C, H, W)
-
-
-def to_pixels(frame: torch.Tensor) -> np.ndarray:
-    return frame[0].permute(1, 2, 0).float().cpu().numpy()  # (H, W, C)
-
+from .auto import Auto, AutoSequence, load_auto, note, report
 
 class Blend:
     """Cross-fade: the no-network baseline (and a valid choice for dissolves)."""
@@ -76,12 +60,18 @@ class MirrorEnsemble:
 
 
 def load_model(params: dict, ctx):
-    """The model ``params["model"]`` names: "blend", "keymotion" (Key Motion, on RIFE v4.25's flow) or a RIFE network."""
+    """The model ``params["model"]`` names: "blend", "keymotion" (Key Motion, on RIFE v4.25's flow), "generative"
+    (Wan2.1 VACE), "auto" (Key Motion, and the generative model where motion cannot explain a gap) or a RIFE
+    network."""
     name = params["model"]
     if name == "blend":
         return Blend()
+    if name == "generative":
+        return load_generative(params, ctx)
+    if name == "auto":
+        return load_auto(params, ctx, load_model)
     from .. import hub
-    from .models import Interpolator, state_dict_from_checkpoint
+    from ..motion.rife import Interpolator, state_dict_from_checkpoint
 
     network = "rife-v4.25" if name == "keymotion" else name
     settings = hub.HubSettings(**params["hub"])
@@ -96,6 +86,17 @@ def load_model(params: dict, ctx):
         return KeyMotion(interpolator, flow_scale=float(params.get("flow_scale", 0.0)), size=params.get("size"))
     model = FlowModel(interpolator, flow_scale=auto_flow_scale(params))
     return MirrorEnsemble(model) if params.get("high_quality") else model
+
+
+def load_generative(params: dict, ctx):
+    """The generative model with the user's settings; clips are refused, as flow explains their neighbouring frames."""
+    from ..generate.pipeline import load_for_task
+    from .generative import Generative
+
+    if params.get("clip"):
+        raise TaskError("The generative model makes frames between keyframes; to retime a clip, use RIFE 4.25 "
+                        "or Key Motion")
+    return Generative(load_for_task(params, ctx), progress=ctx.progress)
 
 
 def run(params: dict, ctx) -> tuple[list[str], dict]:
@@ -148,6 +149,8 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     outputs = [os.path.join(out_dir, names[index] + fmt.extension) for index in own]
     todo = [(index, path) for index, path in zip(own, outputs) if chunks.wanted(path, params.get("chunk"))]
     params = {**params, "size": (width, height)}
+    ctx = copy.copy(ctx)
+    ctx.progress = forward_only(ctx.progress)  # the generative model's steps run ahead of the frames written
     ctx.progress(0.0, f"Loading {params['model']}")
     model = load_model(params, ctx) if todo else None
     os.makedirs(out_dir, exist_ok=True)  # once the weights are there: a missing checkpoint leaves no folder
@@ -181,15 +184,34 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     return outputs, {
         "width": width, "height": height, "format": fmt.extension, "pixel_type": fmt.pixel_type,
         "cuts": sorted(found_cuts), "repeated_frames": len(keys) - len(distinct), "all_identical": bool(compared_pairs) and not changing_pairs,
+        "notes": notes(model),
+        **(report(model) if isinstance(model, Auto) else {}),
     }
 
 
-def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary, cut_mode: str):
-    """Key Motion's view of the plan (None for the per-frame models): the gaps that move, each with
-    its length in frames, so every gap's motion is estimated once and keys see their neighbours."""
-    from .keymotion import KeyMotion, KeySequence
+def notes(model) -> list[str]:
+    """What the user should know about the model's run: the generative model's notes, and Auto's choices."""
+    from .generative import Generative
 
-    if not isinstance(model, KeyMotion):
+    generative = model.generative if isinstance(model, Auto) else model
+    said = list(generative.prepared.notes) if isinstance(generative, Generative) else []
+    return said + ([note(model)] if isinstance(model, Auto) and note(model) else [])
+
+
+def forward_only(progress):
+    """``progress`` whose fraction never goes back."""
+    shown = [0.0]
+
+    def report(fraction: float, message: str, preview: str | None = None) -> None:
+        shown[0] = max(shown[0], fraction)
+        progress(shown[0], message, preview)
+    return report
+
+
+def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary, cut_mode: str):
+    """The plan's moving gaps, each with its length in frames, for the models that see whole gaps
+    (``sequence_for``); None for the per-frame models."""
+    if not needs_sequence(model):
         return None
     steps: dict[tuple[int, int], set[float]] = {}
     for a, b, t in frames:
@@ -204,4 +226,26 @@ def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary
         # 2 and 3); keys are as far apart as the frames planned between them.
         gaps[a, b] = float(b - a) if params.get("clip") else len(times - {0.0}) + 1.0
     guides = {(int(g), int(g) + 1): points for g, points in (params.get("guides") or {}).items()}  # JSON: "0"
+    return sequence_for(model, key, is_float, gaps, guides)
+
+
+def needs_sequence(model) -> bool:
+    from .generative import Generative
+    from .keymotion import KeyMotion
+
+    return isinstance(model, (KeyMotion, Generative, Auto))
+
+
+def sequence_for(model, key, is_float: bool, gaps: dict, guides: dict | None = None):
+    """``frame(a, b, t)`` through all the keys: Key Motion's motion per gap (each estimated once, keys seeing
+    their neighbours), the generative model's video through the keys, or Auto's choice per gap."""
+    from .generative import Generative, GenerativeSequence
+    from .keymotion import KeySequence
+
+    if isinstance(model, Generative):
+        return GenerativeSequence(model, key, is_float, gaps)
+    if isinstance(model, Auto):
+        motion = KeySequence(model.keymotion, key, is_float, gaps, guides)
+        one_gap = lambda gap: GenerativeSequence(model.generative, key, is_float, {gap: gaps[gap]})  # noqa: E731
+        return AutoSequence(model, motion, one_gap, key, is_float)
     return KeySequence(model, key, is_float, gaps, guides)

@@ -19,7 +19,7 @@ from .. import files
 from ..cli import add_farm_arguments, add_runtime_arguments, hub_settings, run_command, run_on_farm, task_context
 from ..worker import TaskError
 from . import task
-from .task import output_format
+from ..frames import output_format
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".webp", ".bmp"}
 
