@@ -35,7 +35,7 @@ def local_run(keys, tmp_path_factory, project_weights):
     """The same command without --ray (what it runs, here in-process, one thread): what the farm must reproduce."""
     import torch
 
-    from nn.cli import PrintPaths, task_context
+    from nn.cli import PrintPaths, generative_params, task_context
     from nn.inbetween import __main__ as command
     from nn.inbetween import task
 
@@ -44,7 +44,8 @@ def local_run(keys, tmp_path_factory, project_weights):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        task.run(command.job_params(args, command.gap_times(args)), task_context(args, PrintPaths))
+        ctx = task_context(args, PrintPaths)
+        task.run(command.job_params(args, command.gap_times(args), generative_params(args, ctx)), ctx)
     finally:
         torch.set_num_threads(threads)
     return out
