@@ -97,11 +97,11 @@ class CommandContext(TaskContext):
         print(message, file=sys.stderr, flush=True)
 
 
-class PrintPaths(CommandContext):
-    """And the path of each frame on stdout, as it is written (the task's previews are its frames)."""
+class PrintPaths(TaskContext):
+    """The path of each frame on stdout as it is written (the task's previews are its frames), and nothing
+    else: stderr stays for the one line that says what went wrong."""
 
     def progress(self, fraction: float, message: str, preview: str | None = None) -> None:
-        super().progress(fraction, message, preview)
         if preview:
             print(preview, flush=True)
 
