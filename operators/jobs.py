@@ -7,8 +7,9 @@ killing the worker frees its GPU memory.
 
 Protocol (one JSON object per stdout line of ``python -m nn.worker SPEC``):
 ``start`` {device, torch}, ``progress`` {fraction, message, preview?},
-``heartbeat`` {} (every few seconds, from a thread of the worker), ``done`` {outputs, info},
-``error`` {message, traceback}. A message may share its line with other output; anything
+``heartbeat`` {} (every few seconds, from a thread of the worker), ``done`` {count},
+``error`` {message, traceback}. ``done``'s outputs (``count`` paths) and info are in the file
+``result.json`` beside the spec, so no line grows with the job's length. A message may share its line with other output; anything
 else on stdout is ignored.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 
 from ..nn import files
-from ..nn.worker import OUT_OF_MEMORY
+from ..nn.worker import OUT_OF_MEMORY, RESULT_NAME
 
 EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -293,16 +294,29 @@ class Job:
             self.fraction, self.message = min(max(fraction, 0.0), 1.0), message
             self.preview = preview or self.preview
         elif kind == "done":
-            outputs, info = event.get("outputs", []), event.get("info", {})
-            if not isinstance(outputs, list) or not all(isinstance(p, str) for p in outputs):
-                raise TypeError("outputs must be a list of paths")
-            if not isinstance(info, dict):
-                raise TypeError("info must be an object")
-            self.outputs, self.info = outputs, info
+            self.outputs, self.info = self._result(event.get("count"))
             self.fraction, self.message, self.state = 1.0, "Done", self.DONE
         elif kind == "error":
             traceback = event.get("traceback")
             self._fail(str(event.get("message", "Unknown error")), traceback if isinstance(traceback, str) else None)
+
+    def _result(self, count) -> tuple[list[str], dict]:
+        """The outputs and info the worker wrote to its result file; ``count`` is how many outputs it says."""
+        if not isinstance(count, int):
+            raise TypeError("count must be a whole number")
+        try:
+            with open(os.path.join(self._scratch, RESULT_NAME), "rb") as f:
+                result = json.loads(f.read())
+        except OSError as error:
+            raise ValueError(f"its result file cannot be read: {error.strerror or error}") from error
+        outputs, info = result.get("outputs"), result.get("info")
+        if not isinstance(outputs, list) or not all(isinstance(p, str) for p in outputs):
+            raise TypeError("outputs must be a list of paths")
+        if not isinstance(info, dict):
+            raise TypeError("info must be an object")
+        if len(outputs) != count:
+            raise ValueError(f"it names {count} outputs but its result file holds {len(outputs)}")
+        return outputs, info
 
     def _check_timeouts(self) -> None:
         now, runtime = time.monotonic(), self.runtime
