@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -276,30 +277,56 @@ def _download(entry: WeightsFile, settings: HubSettings) -> str:
         raise WeightsUnavailable(f"the Hub download failed ({_one_line(error)})") from error
 
 
+def read_safetensors(path: str) -> tuple[dict, dict]:
+    """(tensors, metadata) of a safetensors file; a truncated or corrupt one raises WeightsRejected naming it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "pt") as f:
+            return {key: f.get_tensor(key) for key in f.keys()}, dict(f.metadata() or {})
+    except (MemoryError, FileNotFoundError):
+        raise
+    except Exception as error:  # safetensors' own (Rust) error type, or an OSError reading the file
+        raise WeightsRejected(f"Cannot read {path}: it is not a complete safetensors file; it may be truncated or "
+                              f"corrupt ({_one_line(error)})") from error
+
+
+def _pickle_refusal(path: str, error: Exception) -> str:
+    """Why a pickle could not be read, in words that never pass on torch's advice to turn its safety off."""
+    text = str(error)
+    never = "Only tensor checkpoints are accepted; arbitrary pickled objects are never loaded"
+    if code := re.search(r"GLOBAL ([\w.]+)", text):
+        return f"Refused to load {path}: it holds Python code ({code.group(1)}), not only tensors. {never}."
+    if rejected := re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text):  # something the safe reader refuses
+        return (f"Refused to load {path}: it is not a plain checkpoint of tensors ({rejected.group(1).strip()}); "
+                f"it may be corrupt, or hold Python objects. {never}.")
+    first = re.split(r"(?<=[.:])\s", " ".join(text.split()), maxsplit=1)[0].rstrip(".:")
+    detail = "" if "weights" in first.lower() or not first else f" ({first})"
+    return f"Cannot read {path}: it is not a complete checkpoint; it may be truncated or corrupt{detail}"
+
+
 def load_tensors(path: str, converted_dir: str) -> dict:
     """Tensors of a safetensors file, or of a legacy pickle converted once to safetensors.
 
     The converted copy is named after the source's sha256, and its own sha256 is kept
     beside it (``.sha256``): a cached copy that no longer matches is converted again.
+    A file that cannot be read raises WeightsRejected: one line that names it.
     """
-    from safetensors.torch import load_file, save
+    from safetensors.torch import save
 
     if path.endswith(".safetensors"):
-        return load_file(path)
+        return read_safetensors(path)[0]
     converted = os.path.join(converted_dir, f"{sha256_of(path)}.safetensors")
     if _converted_intact(converted):
-        return load_file(converted)
+        return read_safetensors(converted)[0]
     import pickle
 
     import torch
 
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise WeightsRejected(
-            f"Refused to load {path}: it is not a plain dictionary of tensors ({error}). "
-            "Only tensor checkpoints are accepted; arbitrary pickled objects are never loaded."
-        ) from error
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:  # OSError: a cut zip
+        raise WeightsRejected(_pickle_refusal(path, error)) from error
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise WeightsRejected(f"Refused to load {path}: expected a dictionary of tensors")
     tensors = {k: v.contiguous() for k, v in raw.items()}
@@ -312,6 +339,24 @@ def load_tensors(path: str, converted_dir: str) -> dict:
     except OSError:
         pass  # a cache that cannot be written (full, read-only) only costs a conversion next time
     return tensors
+
+
+def load_given_file(path: str, converted_dir: str) -> dict:
+    """Tensors of a checkpoint the user names by path (no pinned hash applies to one's own file): readable,
+    tensors only, and every value finite; WeightsRejected names the file otherwise."""
+    import torch
+
+    tensors = load_tensors(path, converted_dir)
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in tensors.values() if t.is_floating_point())
+    if bad:
+        raise WeightsRejected(f"Refused to use {path}: {bad} of its values are not finite (NaN or infinite)")
+    return tensors
+
+
+def published_as(path: str) -> str | None:
+    """The registry name whose pinned file ``path`` is byte for byte, or None (one's own or a changed file)."""
+    digest = sha256_of(path)
+    return next((name for name, entry in REGISTRY.items() if entry.sha256 == digest), None)
 
 
 def _converted_intact(converted: str) -> bool:

@@ -9,8 +9,8 @@ Protocol (one JSON object per stdout line of ``python -m nn.worker SPEC``):
 ``start`` {device, torch}, ``progress`` {fraction, message, preview?},
 ``heartbeat`` {} (every few seconds, from a thread of the worker), ``done`` {count},
 ``error`` {message, traceback}. ``done``'s outputs (``count`` paths) and info are in the file
-``result.json`` beside the spec, so no line grows with the job's length. A message may share its line with other output; anything
-else on stdout is ignored.
+``result.json`` beside the spec, so no line grows with the job's length. A message may share its
+line with other output; anything else on stdout is ignored.
 """
 from __future__ import annotations
 

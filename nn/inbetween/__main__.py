@@ -14,6 +14,7 @@ import sys
 
 import torch
 
+from .. import hub
 from ..cli import add_runtime_arguments, hub_settings, run_command, task_context
 from ..imageio import read_image, write_image
 from .keymotion import KeyMotion
@@ -71,6 +72,9 @@ def main(argv=None) -> int:
         "hub": hub_settings(args),
     }
     model = load_model(params, ctx)
+    if args.weights and args.model != "blend" and hub.published_as(args.weights) is None:
+        print(f"note: {args.weights} is not byte for byte a published checkpoint (its sha256 matches none pinned); "
+              "it is used as your own weights", file=sys.stderr)
     out_fmt = output_format(fmt)
     os.makedirs(args.out, exist_ok=True)
     keys = [to_tensor(pixels, ctx.device) for pixels, _ in images]

@@ -84,11 +84,15 @@ def load_model(params: dict, ctx):
 
     network = "rife-v4.25" if name == "keymotion" else name
     settings = hub.HubSettings(**params["hub"])
-    if params.get("weights_file"):  # a user's own file: read it, never write beside it
-        raw = hub.load_tensors(params["weights_file"], os.path.join(settings.cache_dir, "converted"))
+    if path := params.get("weights_file"):  # a user's own file: read it, never write beside it
+        raw = hub.load_given_file(path, os.path.join(settings.cache_dir, "converted"))
+        try:
+            state = state_dict_from_checkpoint(network, raw)
+        except ValueError as error:
+            raise hub.WeightsRejected(f"Cannot use {path}: {error}") from error
     else:
-        raw = hub.load_state_dict(network, settings)
-    interpolator = Interpolator(network, state_dict_from_checkpoint(network, raw), ctx.device, half=ctx.half)
+        state = state_dict_from_checkpoint(network, hub.load_state_dict(network, settings))
+    interpolator = Interpolator(network, state, ctx.device, half=ctx.half)
     if name == "keymotion":
         from .keymotion import KeyMotion
 
