@@ -55,6 +55,26 @@ def corrupt_key_file(scene, tmp_path):
     (tmp_path / "key_01.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not the rest of a PNG")
 
 
+def exr_key_holding(*values):
+    """Two EXR keyframes, the second holding ``values`` (NaN, inf) in its first pixels."""
+    def setup(scene, tmp_path):
+        paths = write_keyframes(str(tmp_path), fmt=ImageFormat(".exr", "float", 4))
+        pixels = gradient_image(48, 64)
+        pixels.reshape(-1)[: len(values)] = values
+        os.unlink(paths[1])
+        write_image(paths[1], pixels, ImageFormat(".exr", "float", 4))
+        add_key_strips(scene, paths, starts=[1, 5])
+    return setup
+
+
+def exr_footage_holding_nan(scene, tmp_path):
+    strip = shot_with_key(scene, tmp_path)
+    pixels = gradient_image(48, 64, channels=3)
+    pixels[5, 5, 1] = np.nan
+    write_image(str(tmp_path / "shot" / "shot_0002.exr"), pixels, ImageFormat(".exr", "half", 3))
+    strip.elements[2].filename = "shot_0002.exr"
+
+
 def keys_of_two_sizes(scene, tmp_path):
     first = write_keyframes(str(tmp_path), count=1)
     write_image(str(tmp_path / "small.png"), gradient_image(40, 50), ImageFormat(".png", "uint8", 4))
@@ -127,6 +147,10 @@ CASES = {
                               "Select at least two image strips as keyframes"),
     "keyframe file missing": (missing_key_file, inbetweens(), r"The image of 'key_01.png' is missing"),
     "keyframe file corrupt": (corrupt_key_file, inbetweens(), r"failed: Cannot read image .*key_01.png"),
+    "EXR keyframe holding NaN": (exr_key_holding(np.nan, np.nan, np.nan), inbetweens(),
+                                 r"failed: .*key_01.exr holds 3 non-finite pixel values \(NaN or infinite\)"),
+    "EXR keyframe holding infinity": (exr_key_holding(np.inf, -np.inf), inbetweens(),
+                                      r"failed: .*key_01.exr holds 2 non-finite pixel values"),
     "keyframes touch": (lambda s, t: keys(s, t, starts=(1, 2)), inbetweens(), "No empty frames between"),
     "keyframes of two sizes": (keys_of_two_sizes, inbetweens(), "is 50x40 but the first is 64x48"),
     "no free channel": (lambda s, t: keys(s, t, channel=128), inbetweens(), "No free channel above"),
@@ -147,6 +171,7 @@ CASES = {
     "style model of another kind": (style_model_of_another_kind,
                                     lambda fw, s: fw.stylize_clip(s, footage="shot", model_file=str(
                                         bpy.path.abspath("//other.safetensors"))), r"failed: .*other.safetensors.* not a Frameweaver style model"),
+    "footage frame holding NaN": (exr_footage_holding_nan, style(), r"failed: .*shot_0002.exr holds 1 non-finite"),
     "style mask that does not exist": (shot_with_key, style(mask="nope"), "No mask strip named 'nope'"),
     "footage that does not exist": (shot_with_key, style(footage="nope"), "No strip named 'nope'"),
     "footage that is a single image": (shot_with_key, style(footage="paint"), "'paint' is not footage"),
