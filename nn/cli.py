@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 
 from .device import pick_device, use_half
 from .worker import TaskContext, error_message, steady_heap
@@ -21,6 +22,22 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 def hub_settings(args: argparse.Namespace) -> dict:
     return {"cache_dir": args.cache_dir, "local_dir": args.weights_dir, "online": not args.offline}
+
+
+@contextmanager
+def output_folder(path: str, option: str = "--out"):
+    """The folder a command writes to, made if missing; if the command then fails, a folder it made and left
+    empty is removed again (nothing of a failed run stays behind). A file of that name is refused by name."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a file; give a folder for the outputs")
+    made = not os.path.lexists(path)
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if made and not os.listdir(path):
+            os.rmdir(path)
+        raise
 
 
 def task_context(args: argparse.Namespace) -> TaskContext:

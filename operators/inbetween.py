@@ -179,6 +179,9 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
         inputs = sorted(strips if strips is not None else keyframe_strips(scene), key=compat.left_handle)
         if len(inputs) < 2:
             raise strip_io.StripInputError("Select at least two image strips as keyframes")
+        pointers = [s.as_pointer() for s in inputs]
+        if twice := next((s for s, p in zip(inputs, pointers) if pointers.count(p) > 1), None):
+            raise strip_io.StripInputError(f"'{twice.name}' is given more than once; give each keyframe strip once")
         title = f"Inbetweens {inputs[0].name}–{inputs[-1].name}"
     root, temporary = strip_io.output_root(output_dir)
     folder = strip_io.new_job_folder(root, title.replace("–", "_"))

@@ -14,6 +14,7 @@ line with other output; anything else on stdout is ignored.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -182,6 +183,19 @@ class WorkerStartError(RuntimeError):
     """The worker process could not be started (a bad Worker Python, no space for its scratch)."""
 
 
+def start_error(error: OSError, python: str) -> WorkerStartError:
+    """Why a worker could not start: a full disk under the system temp folder (its scratch), else the Python."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        temp = tempfile.gettempdir()
+        free = files.free_bytes(temp)
+        return WorkerStartError(
+            f"The disk is full: the job's scratch files cannot be written in the system temp folder {temp} "
+            f"({files.size_text(free or 0)} free). Free some space on that disk, or start Blender with TMPDIR set "
+            "to a folder on another disk")
+    return WorkerStartError(f"Cannot start the worker with {python}: {error.strerror or error}. "
+                            "Check Worker Python in Preferences > Add-ons > Frameweaver")
+
+
 class Job:
     """One run of a worker task, from start to done, error or cancel."""
 
@@ -202,7 +216,10 @@ class Job:
         self.info: dict = {}
         self.error: str | None = None
         self.traceback: str | None = None
-        self._scratch = tempfile.mkdtemp(prefix="frameweaver-job-")
+        try:
+            self._scratch = tempfile.mkdtemp(prefix="frameweaver-job-")
+        except OSError as error:
+            raise start_error(error, runtime.python) from error
         try:
             spec_path = os.path.join(self._scratch, "spec.json")
             with open(spec_path, "w", encoding="utf-8") as f:
@@ -215,8 +232,7 @@ class Job:
             )
         except OSError as error:  # a bad Worker Python, or no space for the spec: nothing may stay behind
             shutil.rmtree(self._scratch, ignore_errors=True)
-            raise WorkerStartError(f"Cannot start the worker with {runtime.python}: {error.strerror or error}. "
-                                   "Check Worker Python in Preferences > Add-ons > Frameweaver") from error
+            raise start_error(error, runtime.python) from error
         self._heard_at = self._progressed_at = time.monotonic()
         _live_jobs.add(self)
 

@@ -15,7 +15,7 @@ import sys
 import torch
 
 from .. import hub
-from ..cli import add_runtime_arguments, hub_settings, run_command, task_context
+from ..cli import add_runtime_arguments, hub_settings, output_folder, run_command, task_context
 from ..imageio import read_image, write_image
 from .keymotion import KeyMotion
 from .task import load_model, output_format, to_pixels, to_tensor
@@ -53,6 +53,10 @@ def gap_times(args) -> list[list[float]]:
     times = args.times or [0.5]
     if any(not 0.0 < t < 1.0 for t in times):
         sys.exit("--times must lie strictly between 0 and 1")
+    names = [f"{t:.3f}" for t in times]  # each time is one file, named to 3 decimals
+    if same := next((t for t, name in zip(times, names) if names.count(name) > 1), None):
+        sys.exit(f"--times gives {names[times.index(same)]} more than once (to 3 decimals, the precision of the file "
+                 "names); give each time once")
     return [times]
 
 
@@ -76,9 +80,8 @@ def main(argv=None) -> int:
         print(f"note: {args.weights} is not byte for byte a published checkpoint (its sha256 matches none pinned); "
               "it is used as your own weights", file=sys.stderr)
     out_fmt = output_format(fmt)
-    os.makedirs(args.out, exist_ok=True)
     keys = [to_tensor(pixels, ctx.device) for pixels, _ in images]
-    with torch.inference_mode():
+    with torch.inference_mode(), output_folder(args.out):
         if isinstance(model, KeyMotion):  # one motion per gap, through all the keys
             make = model.sequence(keys, times, out_fmt.is_float).frame
         else:

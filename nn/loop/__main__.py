@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from ..cli import run_command
+from ..cli import output_folder, run_command
 from ..device import pick_device
 from ..worker import TaskContext, TaskError
 from . import task
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         "endless": args.endless, "seamless": args.seamless, "seed": args.seed, "layers": args.layers,
     }
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), output_folder(args.out):
             _, info = task.run(params, PrintProgress(pick_device(args.device), half=False))
     except (TaskError, OSError) as error:
         sys.exit(str(error))
