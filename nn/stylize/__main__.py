@@ -1,7 +1,7 @@
 """Command line, no Blender needed:
 
     python -m nn.stylize --frames DIR --key 0=style000.png [--key 99=style099.png] [--masks DIR]
-                         --seconds 300 --out DIR [--model FILE] [--weights-dir DIR]
+                         --seconds 300 --out DIR [--model FILE] [--fit-sizes] [--weights-dir DIR]
 
 Key indices count from 0 in the sorted frames of DIR. Writes the stylized frames under the
 input file names (JPEG becomes PNG, same stem) and the trained model as DIR/model.safetensors;
