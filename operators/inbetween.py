@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import compat, guides, job_runner, strip_io
+from ..nn import values
 from .loop import image_size
 from .timing import curve_points, gap_timings, retime_frames
 
@@ -170,6 +171,11 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
     Frameweaver timing); "CUSTOM" follows ``timing_curve``: (x, y) points or a node group made by
     Add Timing Curve. Keys' Guide Masks become guide point pairs (operators/guides.py).
     """
+    values.check("count", count)
+    values.check("target_fps", target_fps)
+    values.check_flow_scale(flow_scale)
+    if timing_curve is not None and not hasattr(timing_curve, "nodes"):  # points; a node group is sampled
+        values.check_curve_points(timing_curve)
     job_runner.refuse_if_busy(scene)
     if mode == "RETIME":
         source = strips[0] if strips else retime_strip(scene)

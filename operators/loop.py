@@ -15,6 +15,7 @@ import os
 import bpy
 
 from . import compat, job_runner, mask_space, strip_io
+from ..nn import values
 
 MOTION_SOURCES = [
     ("HINTS", "Hints", "Motion drawn as open splines in the Mask, spread over the region that may move"),
@@ -25,7 +26,7 @@ MOTION_SOURCES = [
 class LoopMotionProperties:
     """What both Animate Loop and Preview Motion need to make the motion field."""
 
-    speed: bpy.props.FloatProperty(name="Speed", default=1.0, min=0.01, max=100.0,
+    speed: bpy.props.FloatProperty(name="Speed", default=1.0, soft_min=0.01, soft_max=100.0,
                                    description="Pixels per frame where the strokes are drawn (Learned: on average)")
     mask: bpy.props.StringProperty(name="Motion Mask", description="Mask datablock: open splines are motion "
                                    "strokes (first point to last), closed splines outline what may move")
@@ -141,6 +142,10 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     that still ends where it starts); ``layers`` also lays the moving region, as its own RGBA strip,
     over an untouched copy of the still, on the two channels above the composite.
     """
+    values.check("frames", frames)
+    values.check("speed", speed)
+    values.check("dusk", dusk)
+    values.check_colour(dusk_colour)
     job_runner.refuse_if_busy(scene)
     learned = motion_source == "LEARNED"
     model = bpy.path.abspath(motion_model) if motion_model else ""
@@ -212,6 +217,7 @@ def prepare_training(scene, *, clips: str, steps: int = 2000, output_dir: str = 
     The model is written to a fresh job folder, never over a file; once done, the scene's Loop
     settings switch to *Learned* motion with that model.
     """
+    values.check("steps", steps)
     job_runner.refuse_if_busy(scene)
     folder_in = bpy.path.abspath(clips) if clips else ""
     if not folder_in or not os.path.isdir(folder_in):

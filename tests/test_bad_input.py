@@ -187,8 +187,30 @@ CASES = {
     "mask strip that does not exist": (still_and_mask, animate(mask_strip="nope"),
                                        "The motion mask 'nope' must be an image strip"),
     "one-frame loop": (still_and_mask, lambda fw, s: fw.loop_still(s, mask=bpy.data.masks["waves"], frames=1),
-                       "A loop needs at least 2 frames"),
+                       "frames must be a whole number from 2 to 100000, got 1"),
     "still under 32 pixels": (tiny_still, animate(), "is 16x16; a loop needs at least 32 pixels on each side"),
+    # Numbers (nn/values.py): the audit's own examples, through the scripting API
+    "count 0": (keys, inbetweens(mode="COUNT", count=0), r"^count must be a whole number from 1 to 100000, got 0$"),
+    "count -3": (keys, inbetweens(mode="COUNT", count=-3), r"^count must be a whole number from 1 to 100000, got -3$"),
+    "target fps NaN": (lambda s, t: add_sequence(s, write_clip(str(t / "clip"), moving(3))),
+                       retime(retime_rate="FPS", target_fps=float("nan")),
+                       r"^target_fps must be a finite number from 1 to 1000, got nan$"),
+    "timing curve with a NaN point": (keys, inbetweens(timing="CUSTOM", timing_curve=[(0, 0), (0.5, float("nan")),
+                                                                                      (1, 1)]),
+                                      r"^timing_curve must be \(x, y\) points, each a finite number from 0 to 1, "
+                                      r"got \(0.5, nan\)$"),
+    "loop speed NaN": (still_and_mask, lambda fw, s: fw.loop_still(s, mask=bpy.data.masks["waves"],
+                                                                    speed=float("nan")),
+                       r"^speed must be a finite number from 0.01 to 100, got nan$"),
+    "loop speed 0": (still_and_mask, lambda fw, s: fw.loop_still(s, mask=bpy.data.masks["waves"], speed=0),
+                     r"^speed must be a finite number from 0.01 to 100, got 0$"),
+    "loop speed -3": (still_and_mask, animate(speed=-3.0), r"speed must be a finite number from 0.01 to 100, got -3.0"),
+    "style seconds 0": (shot_with_key, style(seconds=0), r"^seconds must be a finite number above 0 and at most "
+                                                         r"36000, got 0$"),
+    "style seconds -5": (shot_with_key, style(seconds=-5), r"^seconds must be a finite number above 0 and at most "
+                                                           r"36000, got -5$"),
+    "style seconds NaN": (shot_with_key, style(seconds=float("nan")), r"^seconds must be a finite number above 0 and "
+                                                                      r"at most 36000, got nan$"),
     # The worker
     "PyTorch missing": (no_pytorch, inbetweens(), "PyTorch is not installed for the Python that runs the worker"),
 }

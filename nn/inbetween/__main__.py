@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from .. import hub
+from .. import hub, values
 from ..cli import add_runtime_arguments, hub_settings, output_folder, run_command, task_context
 from ..imageio import read_image, write_image
 from .keymotion import KeyMotion
@@ -27,9 +27,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m nn.inbetween", description=__doc__.split("\n\n")[0])
     parser.add_argument("keys", nargs="+", metavar="KEY", help="two or more keyframes, in order")
     timing = parser.add_mutually_exclusive_group()
-    timing.add_argument("--times", type=float, nargs="+", help="times strictly between 0 and 1 (two keys only; "
-                                                               "default 0.5)")
-    timing.add_argument("--count", type=int, help="evenly timed inbetweens per gap")
+    timing.add_argument("--times", type=values.argument("time"), nargs="+",
+                        help="times strictly between 0 and 1 (two keys only; default 0.5)")
+    timing.add_argument("--count", type=values.argument("count"), help="evenly timed inbetweens per gap")
     parser.add_argument("--model", default="rife-v4.25", choices=MODELS)
     parser.add_argument("--out", required=True)
     parser.add_argument("--weights", help="a local checkpoint (.safetensors, or a legacy .pkl/.pth of tensors)")
@@ -45,14 +45,10 @@ def gap_times(args) -> list[list[float]]:
     if gaps < 1:
         sys.exit("Give at least two keyframes")
     if args.count is not None:
-        if args.count < 1:
-            sys.exit("--count must be at least 1")
         return [[j / (args.count + 1) for j in range(1, args.count + 1)]] * gaps
     if args.times is not None and gaps > 1:
         sys.exit("--times works with two keyframes; for more, use --count")
     times = args.times or [0.5]
-    if any(not 0.0 < t < 1.0 for t in times):
-        sys.exit("--times must lie strictly between 0 and 1")
     names = [f"{t:.3f}" for t in times]  # each time is one file, named to 3 decimals
     if same := next((t for t, name in zip(times, names) if names.count(name) > 1), None):
         sys.exit(f"--times gives {names[times.index(same)]} more than once (to 3 decimals, the precision of the file "

@@ -18,6 +18,7 @@ import sys
 
 import torch
 
+from .. import values
 from ..cli import output_folder, run_command
 from ..device import pick_device
 from ..worker import TaskContext, TaskError
@@ -39,12 +40,12 @@ def parse_args(argv):
     parser.add_argument("--hints", help="JSON list of arrows [[x0, y0, x1, y1], ...] in pixels")
     parser.add_argument("--polygons", help="labelme JSON: motion region polygons and 'hint' strokes")
     parser.add_argument("--motion-model", help="predict the motion with this trained model instead of hints")
-    parser.add_argument("--frames", type=int, default=120)
-    parser.add_argument("--speed", type=float, default=1.0, help="pixels per frame at the hints (with a motion model: on average over what moves)")
+    parser.add_argument("--frames", type=values.argument("frames"), default=120)
+    parser.add_argument("--speed", type=values.argument("speed"), default=1.0, help="pixels per frame at the hints (with a motion model: on average over what moves)")
     parser.add_argument("--dusk", action="store_true", help="let the light dim to dusk and back over the loop")
     parser.add_argument("--endless", action="store_true", help="a clip that never repeats, of any length")
     parser.add_argument("--seamless", action="store_true", help="with --endless: end where it starts")
-    parser.add_argument("--seed", type=int, default=0, help="with --endless: which of its random motions")
+    parser.add_argument("--seed", type=values.argument("seed"), default=0, help="with --endless: which of its random motions")
     parser.add_argument("--layers", action="store_true", help="also write the moving region alone, as RGBA")
     parser.add_argument("--out", required=True)
     parser.add_argument("--device", default="cpu", choices=["auto", "cuda", "mps", "cpu"])
