@@ -6,6 +6,7 @@ import os
 import sys
 from contextlib import contextmanager
 
+from . import values
 from .device import pick_device, use_half
 from .worker import TaskContext, error_message, steady_heap
 
@@ -13,11 +14,43 @@ DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    add_weights_arguments(parser)
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    parser.add_argument("--half", action="store_true", help="fp16 on CUDA")
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", default="", help="folder holding <name>/<file> weights, used before the Hub")
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE, help="Hugging Face cache for downloaded weights")
     parser.add_argument("--offline", action="store_true", help="never download")
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
-    parser.add_argument("--half", action="store_true", help="fp16 on CUDA")
+
+
+def add_generative_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generative model's options (``nn.generate``): where it is, and what to make."""
+    group = parser.add_argument_group("generative model")
+    group.add_argument("--model-dir", default="", help="a local Wan2.1 VACE pipeline folder (diffusers' "
+                                                       "save_pretrained layout), instead of the Hub's")
+    group.add_argument("--prompt", default="", help="what the frames show (optional)")
+    group.add_argument("--negative-prompt", default="")
+    group.add_argument("--seed", type=values.argument("seed", "--seed"), default=0,
+                       help="the same seed gives the same frames")
+    group.add_argument("--steps", type=values.argument("denoising_steps", "--steps"), default=30,
+                       help="denoising steps")
+    group.add_argument("--guidance", type=values.argument("guidance", "--guidance"), default=5.0,
+                       help="how closely to follow the prompt")
+    group.add_argument("--low-vram", action="store_true", help="CPU offload and tiled decoding, for small GPUs")
+
+
+def generative_params(args: argparse.Namespace, ctx: TaskContext) -> dict:
+    """The task parameters of ``add_generative_arguments``; on the CPU it runs, with a warning."""
+    if getattr(args, "model", None) != "generative" and getattr(args, "motion", None) != "generative":
+        return {}
+    if ctx.device.type != "cuda":
+        print(f"warning: the generative model runs on {ctx.device}: expect minutes per frame at full size",
+              file=sys.stderr, flush=True)
+    return {"model_dir": args.model_dir, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
+            "seed": args.seed, "steps": args.steps, "guidance": args.guidance, "low_vram": args.low_vram,
+            "allow_cpu": True}
 
 
 def hub_settings(args: argparse.Namespace) -> dict:
@@ -40,9 +73,16 @@ def output_folder(path: str, option: str = "--out"):
         raise
 
 
+class CommandContext(TaskContext):
+    """A task's progress on a command line: its messages on stderr, so stdout lists only what was written."""
+
+    def progress(self, fraction: float, message: str, preview: str | None = None) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+
 def task_context(args: argparse.Namespace) -> TaskContext:
     device = pick_device(args.device)
-    return TaskContext(device, use_half(device, args.half))
+    return CommandContext(device, use_half(device, args.half))
 
 
 def run_command(main) -> int:

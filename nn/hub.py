@@ -99,6 +99,32 @@ REGISTRY: dict[str, WeightsFile] = {
 
 
 @dataclass(frozen=True)
+class WeightsFolder:
+    """A model published as a whole Hub repository (a diffusers pipeline), used as a folder."""
+
+    name: str  # our key, also the sub-folder in the local weights folder
+    repo_id: str
+    revision: str
+    license: str
+    size: int  # bytes, shown before a download (estimated from the parameter counts, not measured here)
+
+    def url(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}/tree/{self.revision}"
+
+
+# The generative model (nn/generate). No machine of this project reaches the Hub, so the commit ids could
+# not be read: "main" stands until they are recorded. Files are checked against the Hub's own LFS sha256.
+# Sizes: 1.3B: transformer 1.3B + VACE blocks in fp32, UMT5-XXL text encoder (5.7B) in bf16, the VAE.
+FOLDERS: dict[str, WeightsFolder] = {
+    entry.name: entry
+    for entry in (
+        WeightsFolder("wan2.1-vace-1.3b", "Wan-AI/Wan2.1-VACE-1.3B-diffusers", "main", "Apache-2.0", 18_000_000_000),
+        WeightsFolder("wan2.1-vace-14b", "Wan-AI/Wan2.1-VACE-14B-diffusers", "main", "Apache-2.0", 75_000_000_000),
+    )
+}
+
+
+@dataclass(frozen=True)
 class HubSettings:
     """Where weights live; Blender's preferences fill this for the worker."""
 
@@ -375,3 +401,72 @@ def _converted_intact(converted: str) -> bool:
 def load_state_dict(name: str, settings: HubSettings) -> dict:
     entry = REGISTRY[name]
     return load_tensors(resolve(entry, settings), os.path.join(settings.cache_dir, "converted"))
+
+
+def resolve_folder(entry: WeightsFolder, settings: HubSettings) -> str:
+    """A verified folder of ``entry``: ``<local_dir>/<name>/`` if placed there, else its Hub snapshot
+    (downloaded only when ``settings.online``; offline reads the cache from disk alone)."""
+    placed = os.path.join(settings.local_dir, entry.name) if settings.local_dir else ""
+    if placed and os.path.isdir(placed):
+        return placed
+    snapshot = cached_snapshot(entry.repo_id, entry.revision, settings.cache_dir)
+    if snapshot is None and settings.online:
+        from huggingface_hub import snapshot_download
+
+        try:
+            snapshot = snapshot_download(entry.repo_id, revision=entry.revision, cache_dir=settings.cache_dir,
+                                         token=settings.token or None)
+        except Exception as error:  # the Hub client raises many kinds; each means "not downloaded"
+            raise _folder_unavailable(entry, settings, f"the Hub download failed ({_one_line(error)})") from error
+    if snapshot is None:
+        raise _folder_unavailable(entry, settings, "online access is off")
+    return verified_snapshot(snapshot, settings.cache_dir)
+
+
+def _folder_unavailable(entry: WeightsFolder, settings: HubSettings, why: str) -> WeightsUnavailable:
+    place = os.path.join(settings.local_dir or "<Local Weights>", entry.name)
+    download = "" if settings.online else f", or {settings.online_setting} to download it"
+    return WeightsUnavailable(
+        f"Weights '{entry.name}' are not available: {why}. Download {entry.repo_id} (about "
+        f"{files.size_text(entry.size)}, {entry.license}, from {entry.url()}) into {place} "
+        f"({settings.local_dir_setting}){download}")
+
+
+def cached_snapshot(repo_id: str, revision: str, cache_dir: str) -> str | None:
+    """The Hub cache's snapshot folder of ``repo_id`` at ``revision``, read from disk only (None if absent)."""
+    repo = os.path.join(cache_dir, "models--" + repo_id.replace("/", "--"))
+    commit = revision
+    if not (len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)):
+        try:
+            with open(os.path.join(repo, "refs", revision), encoding="ascii") as f:
+                commit = f.read().strip()
+        except OSError:
+            return None
+    snapshot = os.path.join(repo, "snapshots", commit)
+    return snapshot if os.path.isfile(os.path.join(snapshot, "model_index.json")) else None
+
+
+def verified_snapshot(snapshot: str, cache_dir: str) -> str:
+    """``snapshot`` once every LFS file in it matches the sha256 its blob is named after.
+
+    Checked once per blob: a stamp named after the hash is kept in ``<cache_dir>/verified`` (the
+    models are tens of GB, too much to hash on every load).
+    """
+    stamps = os.path.join(cache_dir, "verified")
+    for folder, _, names in os.walk(snapshot):
+        for name in names:
+            path = os.path.join(folder, name)
+            expected = _hub_blob_hash(path)
+            if not expected or os.path.exists(os.path.join(stamps, expected)):
+                continue
+            actual = sha256_of(path)
+            if actual != expected:
+                raise WeightsRejected(
+                    f"Weights file {path} does not match the Hub's checksum (sha256 {actual[:12]}…, expected "
+                    f"{expected[:12]}…). Delete it from the cache and download it again.")
+            try:
+                os.makedirs(stamps, exist_ok=True)
+                files.write_new(os.path.join(stamps, expected), b"", replace=True)
+            except OSError:
+                pass  # no stamp only costs another check next time
+    return snapshot

@@ -2,20 +2,26 @@
 
 Plain Python (no torch, no bpy). A value is refused unless it is a number of the right kind (a bool or
 a string is not), finite, and in range; the message is the same everywhere, with the parameter named as
-that surface names it: "count must be a whole number from 1 to 100000, got 0" from a script,
-"argument --count: must be a whole number from 1 to 100000, got 0" from a command line. Blender's own
-sliders keep the common range (soft limits); a value typed or scripted outside it meets these rules.
+that surface names it: "count must be a whole number from 1 to 100000, got 0" from a script or an
+operator, "error: --count must be a whole number from 1 to 100000, got 0" from a command line. Blender's
+own sliders keep the common range (soft limits); a value typed or scripted outside it meets these rules.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import numbers
 from dataclasses import dataclass
 
+from .worker import TaskError
+
 
 class InvalidValue(ValueError):
     """A public number out of its rule; the message says which rule, in the words every surface uses."""
+
+
+class InvalidArgument(TaskError):
+    """The same, for a command-line option. Not a ValueError on purpose: argparse would catch that and print
+    its usage around the words; this one reaches ``run_command``, which prints the one line "error: ..."."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,9 @@ RULES: dict[str, Rule] = {
     "dusk": Rule(False, 0, 1),
     "colour": Rule(False, 0, 1),  # each of a colour's channels
     "seconds": Rule(False, 0, 36_000, above=True),  # a training budget
-    "steps": Rule(True, 1, 1_000_000),
+    "steps": Rule(True, 1, 1_000_000),  # training steps
+    "denoising_steps": Rule(True, 1, 1000),  # the generative model's (the slider stops at 200)
+    "guidance": Rule(False, 0, 30),
     "seed": Rule(True, 0, 2**31 - 1),
     "batch": Rule(True, 1, 1024),
     "learning_rate": Rule(False, 0, 1, above=True),
@@ -106,15 +114,22 @@ def check_curve_points(points, name: str = "timing_curve") -> list[tuple[float, 
     return [(float(x), float(y)) for x, y in pairs]
 
 
-def argument(key: str):
-    """An argparse ``type`` for ``key``: the text read as a number, then the same rule as everywhere else."""
+def check_generative(seed, steps, guidance) -> None:
+    """The generative model's numbers, as the scripting API and the operators name them."""
+    check("seed", seed)
+    check("denoising_steps", steps, "steps")
+    check("guidance", guidance)
+
+
+def argument(key: str, option: str):
+    """An argparse ``type`` for ``key`` given as ``option``: the text read as a number, then the same rule."""
     def parse(text: str):
         try:
             value = int(text) if RULES[key].whole else float(text)
         except ValueError:
             value = text
         if wrong := problem(key, value):
-            raise argparse.ArgumentTypeError(wrong)
+            raise InvalidArgument(f"{option} {wrong}")
         return value
 
     parse.__name__ = key  # argparse names the type in some messages

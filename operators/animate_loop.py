@@ -2,10 +2,12 @@
 import bpy
 
 from . import compat, loop
+from .generative import GenerativeProperties
 from .job_runner import JobModalMixin
 
 
-class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProperties, bpy.types.Operator):
+class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProperties, GenerativeProperties,
+                                            bpy.types.Operator):
     bl_idname = "sequencer.frameweaver_animate_loop"
     bl_label = "Animate Loop"
     bl_description = ("Animate the selected still along the motion drawn in a Mask (or predicted by a motion model), "
@@ -29,4 +31,4 @@ class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProper
         return loop.prepare(compat.sequencer_scene(context), frames=self.frames, dusk=self.dusk,
                             dusk_colour=tuple(self.dusk_colour), light_reference=self.light_reference,
                             endless=self.endless, seamless=self.seamless, layers=self.layers,
-                            context=context, **self.motion_options())
+                            context=context, **self.motion_options(), **self.generative_options())

@@ -2,11 +2,12 @@
 import bpy
 
 from . import compat, inbetween
+from .generative import GenerativeProperties
 from .timing import TIMINGS, TimingError
 from .job_runner import JobModalMixin
 
 
-class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Operator):
+class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, GenerativeProperties, bpy.types.Operator):
     bl_idname = "sequencer.frameweaver_generate_inbetweens"
     bl_label = "Generate Inbetweens"
     bl_description = "Generate the frames between the selected keyframe image strips, or retime one clip, as one new strip"
@@ -44,5 +45,5 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, bpy.types.Oper
             compat.sequencer_scene(context), model=self.model, mode=self.mode, count=self.count,
             fit_sizes=self.fit_sizes, flow_scale=float(self.flow_scale), high_quality=self.high_quality, cuts=self.cuts,
             retime_rate=self.retime_rate, target_fps=self.target_fps, dedupe=self.dedupe, timing=self.timing,
-            timing_curve=curve, context=context,
+            timing_curve=curve, context=context, **self.generative_options(),
         )

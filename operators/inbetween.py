@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import compat, guides, job_runner, strip_io
+from . import compat, generative, guides, job_runner, strip_io
 from ..nn import values
 from .loop import image_size
 from .timing import curve_points, gap_timings, retime_frames
@@ -43,6 +43,8 @@ MODELS = [
     ("rife-v4.25", "RIFE 4.25", "Practical-RIFE 4.25: any in-between time; best on real footage"),
     ("rife-hdv3", "RIFE HDv3", "ECCV2022-RIFE HDv3: sharp on clean renders; odd times by bisection"),
     ("keymotion", "Key Motion", "One motion per gap, splatted: moves across large gaps evenly; follows guide strokes"),
+    ("generative", "Generative", "Wan2.1 VACE video diffusion through all the keys: draws what motion cannot "
+                                 "explain (turns, occlusion, redrawn poses). Needs a CUDA GPU and its weights"),
     ("blend", "Cross-fade", "No network: a plain dissolve between keyframes"),
 ]
 
@@ -164,19 +166,25 @@ def keyframe_strips(scene) -> list:
 def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int = 3, fit_sizes: bool = False,
             flow_scale: float = 0.0, high_quality: bool = False, cuts: str = "HOLD", retime_rate: str = "2",
             target_fps: float = 60.0, dedupe: bool = True, timing: str = "EVEN", timing_curve=None, strips=None,
-            output_dir: str = "", context=None) -> job_runner.SceneJob:
+            output_dir: str = "", prompt: str = "", seed: int = 0, steps: int = 30, guidance: float = 5.0,
+            context=None) -> job_runner.SceneJob:
     """Validate the input strips, create the job folder and start the worker.
 
     ``timing`` spaces the inbetweens of every gap whose first key strip says "As All Gaps" (its
     Frameweaver timing); "CUSTOM" follows ``timing_curve``: (x, y) points or a node group made by
-    Add Timing Curve. Keys' Guide Masks become guide point pairs (operators/guides.py).
+    Add Timing Curve. Keys' Guide Masks become guide point pairs (operators/guides.py). ``prompt``, ``seed``,
+    ``steps`` and ``guidance`` are the generative model's.
     """
     values.check("count", count)
     values.check("target_fps", target_fps)
     values.check_flow_scale(flow_scale)
+    values.check_generative(seed, steps, guidance)
     if timing_curve is not None and not hasattr(timing_curve, "nodes"):  # points; a node group is sampled
         values.check_curve_points(timing_curve)
     job_runner.refuse_if_busy(scene)
+    if mode == "RETIME" and model == "generative":
+        raise strip_io.StripInputError("The generative model makes frames between keyframes; to retime a clip, use "
+                                       "RIFE 4.25 or Key Motion")
     if mode == "RETIME":
         source = strips[0] if strips else retime_strip(scene)
         ratio = retime_ratio(scene, retime_rate, target_fps)
@@ -214,6 +222,8 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
         "hub": job_runner.hub_settings(context), "output_dir": folder, "prefix": "inbetween",
         "guides": guide_pairs,
     }
+    if model == "generative":
+        params.update(generative.params(context, prompt=prompt, seed=seed, steps=steps, guidance=guidance))
 
     def finish(job):
         files = [job.outputs[i] for i in plan.timeline]
@@ -226,7 +236,8 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
     guide_note = f"Guide strokes are followed by Key Motion only; {model_label} ignored them" if ignored_guides else ""
 
     def warnings(job):
-        return ". ".join(note for note in (cut_warning(job.info, names), guide_note) if note)
+        notes = (cut_warning(job.info, names), guide_note, *job.info.get("notes", []))
+        return ". ".join(note for note in notes if note)
 
     return job_runner.start(scene, "inbetween", params, title, folder, temporary, finish, context, warnings)
 

@@ -14,13 +14,16 @@ import os
 
 import bpy
 
-from . import compat, job_runner, mask_space, strip_io
+from . import compat, generative, job_runner, mask_space, strip_io
 from ..nn import values
 
 MOTION_SOURCES = [
     ("HINTS", "Hints", "Motion drawn as open splines in the Mask, spread over the region that may move"),
     ("LEARNED", "Learned", "Motion predicted from the picture by a model trained with nn.loop.train"),
+    ("GENERATIVE", "Generative", "Wan2.1 VACE video diffusion inside the region (the whole picture without one), "
+                                 "from the still back to the still. Needs a CUDA GPU and its weights"),
 ]
+WORKER_MOTION = {"HINTS": "hints", "LEARNED": "learned", "GENERATIVE": "generative"}
 
 
 class LoopMotionProperties:
@@ -102,6 +105,7 @@ def loop_warnings(info: dict, mask_name: str, off_still: int, width: int, height
     if info.get("hints_outside_mask"):
         notes.append(f"{info['hints_outside_mask']} of {info['hints']} hint segments lie outside the region that may "
                      "move and were ignored")
+    notes.extend(info.get("notes", []))  # the generative model's (a prompt cut to the encoder's length)
     return "; ".join(notes)
 
 
@@ -130,7 +134,8 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
             motion_source: str = "HINTS", motion_model: str = "", dusk: float = 0.0,
             dusk_colour=(1.0, 0.55, 0.3), light_reference: str = "", endless: bool = False,
             seamless: bool = False, layers: bool = False, strip=None, output_dir: str = "",
-            motion_only: bool = False, context=None) -> job_runner.SceneJob:
+            motion_only: bool = False, prompt: str = "", seed: int = 0, steps: int = 30, guidance: float = 5.0,
+            context=None) -> job_runner.SceneJob:
     """Check the still, region and hints, create the job folder and start rendering the loop.
 
     ``motion_only`` draws the motion field as arrows over the still instead (the job's result
@@ -140,14 +145,16 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     is where the model sees motion. ``light_reference`` names an image strip whose colours the light
     moves towards, instead of ``dusk_colour``. ``endless`` makes a clip that never repeats (``seamless``: one
     that still ends where it starts); ``layers`` also lays the moving region, as its own RGBA strip,
-    over an untouched copy of the still, on the two channels above the composite.
+    over an untouched copy of the still, on the two channels above the composite. ``motion_source``
+    "GENERATIVE" has the generative model make the region's frames (``prompt``, ``seed``, ``steps``, ``guidance``).
     """
     values.check("frames", frames)
     values.check("speed", speed)
     values.check("dusk", dusk)
     values.check_colour(dusk_colour)
+    values.check_generative(seed, steps, guidance)
     job_runner.refuse_if_busy(scene)
-    learned = motion_source == "LEARNED"
+    learned = motion_source in ("LEARNED", "GENERATIVE")  # both need no strokes
     model = bpy.path.abspath(motion_model) if motion_model else ""
     if model and not os.path.isfile(model):
         raise strip_io.StripInputError(f"The motion model {model} does not exist")
@@ -179,10 +186,12 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
         "image": path, "mask": region, "mask_polygons": polygons or None, "hints": [], "strokes": strokes,
         "frames": frames, "speed": speed, "output_dir": folder, "prefix": "loop", "field_only": motion_only,
         "appearance": {"target_rgb": list(dusk_colour), "reference": reference, "strength": dusk} if dusk > 0 else None,
-        "motion_source": "learned" if learned else "hints", "motion_model": model,
+        "motion_source": WORKER_MOTION[motion_source], "motion_model": model,
         "endless": endless, "seamless": seamless, "layers": layers and not motion_only,
         "hub": job_runner.hub_settings(context),
     }
+    if motion_source == "GENERATIVE":
+        params.update(generative.params(context, prompt=prompt, seed=seed, steps=steps, guidance=guidance))
 
     def finish(job):
         if motion_only:  # a preview replaces the last one, files included

@@ -55,6 +55,15 @@ def local_weights(project_weights):
     prefs.local_weights_dir = ""
 
 
+@pytest.fixture(scope="session")
+def tiny_vace(tmp_path_factory):
+    """A tiny random Wan2.1 VACE pipeline of the real diffusers classes, saved with save_pretrained
+    (tests/tiny_vace.py): for plumbing, its frames are noise."""
+    import tiny_vace
+
+    return tiny_vace.build(str(tmp_path_factory.mktemp("tiny-vace") / "wan2.1-vace-tiny"))
+
+
 SKIP_REASONS = {"gpu": "needs a CUDA GPU", "shared": "needs the measurement data in ../shared/data, absent"}
 
 

@@ -43,7 +43,7 @@ def band_mask(height: int, width: int) -> torch.Tensor:
 
 def test_rife_fp16_on_cuda_matches_fp32_on_the_cpu(project_weights):
     from nn.imageio import read_image
-    from nn.inbetween import Interpolator
+    from nn.motion.rife import Interpolator
 
     raw = torch.load(project_weights / "rife-v4.25" / "flownet.pkl", map_location="cpu", weights_only=True)
     frames = [torch.from_numpy(read_image(str(ROOT / "examples" / "keyframes" / name))[0][..., :3]).permute(2, 0, 1)[None]

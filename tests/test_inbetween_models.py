@@ -44,7 +44,7 @@ def test_large_frames_estimate_motion_on_a_smaller_copy(project_weights, tmp_pat
     import torch
 
     from nn import hub
-    from nn.inbetween.models import Interpolator
+    from nn.motion.rife import Interpolator
 
     settings = hub.HubSettings(cache_dir=str(tmp_path / "cache"), local_dir=str(project_weights))
     weights = hub.load_state_dict("rife-v4.25", settings)

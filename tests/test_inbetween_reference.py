@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from conftest import ROOT, SHARED, needs_shared
 from fetch_weights import wheel_dir
 from nn import hub
-from nn.inbetween import MODEL_SPECS, Interpolator, state_dict_from_checkpoint
+from nn.motion.rife import MODEL_SPECS, Interpolator, state_dict_from_checkpoint
 from nn.motion.warp import warp
 
 SCENES = ["Beanbags", "Dimetrodon", "DogDance", "Grove2", "Grove3", "Hydrangea",

@@ -138,7 +138,7 @@ def test_the_network_at_t_estimates_its_motion_on_a_smaller_copy(keymotion, one_
     """RIFE at t only hedges the splats, so its motion comes from a copy of at most AT_T_ESTIMATE_PIXELS
     (a third of its cost at 720p); its frame, and the gap's own motion, stay full size."""
     from nn.inbetween.keymotion import AT_T_ESTIMATE_PIXELS
-    from nn.inbetween.models import MAX_ESTIMATE_PIXELS
+    from nn.motion.rife import MAX_ESTIMATE_PIXELS
 
     shapes = []
     hook = keymotion.per_t.interpolator.net.register_forward_pre_hook(lambda _net, args: shapes.append(args[0].shape))

@@ -172,7 +172,7 @@ def test_the_five_cuts_of_bikes_are_found_and_nothing_else(scene, tmp_path):
 
 
 def test_banded_warp_equals_whole_frame_warp(monkeypatch):
-    from nn.inbetween import models
+    from nn.motion import rife as models
 
     frames = [torch.from_numpy(gradient_image(50, 40, 4, shift=s)).permute(2, 0, 1)[None] for s in (0, 5)]
     flow = torch.randn(1, 4, 50, 40) * 3

@@ -68,9 +68,12 @@ class SEQUENCER_PT_frameweaver_inbetween(SidebarTab, bpy.types.Panel):
             layout.prop(settings, "fit_sizes")
             self.draw_timing(layout, compat.sequencer_scene(context), settings)
         layout.prop(settings, "cuts")
-        layout.prop(settings, "flow_scale")
-        layout.prop(settings, "high_quality")
-        op = layout.operator("sequencer.frameweaver_generate_inbetweens", icon="SEQUENCE")
+        if settings.inbetween_model == "generative":
+            draw_generative(layout, settings)
+        else:
+            layout.prop(settings, "flow_scale")
+            layout.prop(settings, "high_quality")
+        op = generative_options(layout.operator("sequencer.frameweaver_generate_inbetweens", icon="SEQUENCE"), settings)
         for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps", "dedupe",
                      "high_quality", "timing"):
             setattr(op, name, getattr(settings, OPERATOR_TO_SETTING.get(name, name)))
@@ -171,19 +174,42 @@ class SEQUENCER_PT_frameweaver_loop(SidebarTab, bpy.types.Panel):
         if settings.loop_endless:
             layout.prop(settings, "loop_seamless")
         layout.prop(settings, "loop_layers")
-        layout.prop(settings, "loop_speed")
+        if settings.loop_motion_source == "GENERATIVE":
+            draw_generative(layout, settings)
+        else:
+            layout.prop(settings, "loop_speed")
         layout.prop(settings, "loop_dusk")
         if settings.loop_dusk > 0:
             layout.prop_search(settings, "loop_light_reference", editor, collection, icon="IMAGE_DATA")
             if not settings.loop_light_reference:
                 layout.prop(settings, "loop_dusk_colour")
-        loop_motion_options(layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD"), settings)
-        if settings.loop_motion_preview and os.path.isfile(settings.loop_motion_preview):
-            layout.template_icon(icon_value=previews.icon_id(settings.loop_motion_preview), scale=8.0)
+        if settings.loop_motion_source != "GENERATIVE":  # it makes no motion field to preview
+            loop_motion_options(layout.operator("sequencer.frameweaver_preview_loop_motion", icon="FORWARD"), settings)
+            if settings.loop_motion_preview and os.path.isfile(settings.loop_motion_preview):
+                layout.template_icon(icon_value=previews.icon_id(settings.loop_motion_preview), scale=8.0)
         op = loop_motion_options(layout.operator("sequencer.frameweaver_animate_loop", icon="FILE_REFRESH"), settings)
+        generative_options(op, settings)
         op.frames, op.dusk, op.dusk_colour = settings.loop_frames, settings.loop_dusk, settings.loop_dusk_colour
         op.light_reference = settings.loop_light_reference
         op.endless, op.seamless, op.layers = settings.loop_endless, settings.loop_seamless, settings.loop_layers
+
+
+def draw_generative(layout, settings):
+    """The generative model's options, and why it may refuse to run."""
+    box = layout.box()
+    box.prop(settings, "generative_prompt")
+    row = box.row()
+    row.prop(settings, "generative_seed")
+    row.prop(settings, "generative_steps")
+    box.prop(settings, "generative_guidance")
+    box.label(text="Needs a CUDA GPU and the model's weights (Preferences)", icon="INFO")
+
+
+def generative_options(op, settings):
+    """Fill an operator's GenerativeProperties from the panel's settings."""
+    op.prompt, op.seed = settings.generative_prompt, settings.generative_seed
+    op.steps, op.guidance = settings.generative_steps, settings.generative_guidance
+    return op
 
 
 def loop_motion_options(op, settings):

@@ -3,6 +3,7 @@ import os
 
 import bpy
 
+from ..operators.generative import MODELS as GENERATIVE_MODELS
 from ..operators.jobs import PROGRESS_TIMEOUT
 
 ROOT_PACKAGE = __package__.rpartition(".")[0]  # "bl_ext.<repo>.frameweaver"
@@ -79,6 +80,19 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
         name="Hugging Face Token", description=f"Only needed for gated or private repositories. {TOKEN_NOT_SAVED}",
         subtype="PASSWORD", get=_get_token, set=_set_token,
     )
+    generative_model: bpy.props.EnumProperty(
+        name="Generative Model", items=GENERATIVE_MODELS, default=GENERATIVE_MODELS[0][0],
+        description="The keyframe-conditioned video model that Generative inbetweens and loops use")
+    generative_model_dir: bpy.props.StringProperty(
+        name="Generative Model Folder", subtype="DIR_PATH",
+        description="Optional: your own copy of a Wan2.1 VACE pipeline (the folder diffusers' save_pretrained "
+                    "writes), used instead of the Hub's")
+    low_vram: bpy.props.BoolProperty(
+        name="Low VRAM", description="Generative model: keep each part on the CPU until it runs and decode in "
+                                     "tiles, for GPUs with 12 GB or less (slower)")
+    generative_on_cpu: bpy.props.BoolProperty(
+        name="Allow Generative on CPU", description="Run the generative model without a CUDA GPU: minutes to "
+                                                   "hours per frame")
     worker_timeout: bpy.props.FloatProperty(
         name="Worker Timeout", description="Stop a job whose worker reports no progress for this long "
         "(0: wait for ever). Batch renders rely on it to end", default=PROGRESS_TIMEOUT, min=0.0, subtype="TIME_ABSOLUTE",
@@ -117,3 +131,9 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
         col.prop(self, "hf_token")
         col.label(text="The token is not saved: it is kept until Blender quits.", icon="LOCKED")
         col.label(text="To stay logged in, run 'hf auth login' or set HF_TOKEN instead.")
+
+        col = layout.column(heading="Generative")
+        col.prop(self, "generative_model")
+        col.prop(self, "generative_model_dir")
+        col.prop(self, "low_vram")
+        col.prop(self, "generative_on_cpu")

@@ -62,5 +62,13 @@ class FrameweaverSceneSettings(bpy.types.PropertyGroup):
                                                 description="Trained motion model; empty: the weights folder's own")
     loop_endless: bpy.props.BoolProperty(name="Endless", description="A clip of any length whose motion never repeats")
     loop_seamless: bpy.props.BoolProperty(name="Seamless", description="Endless: end where it starts, so it loops too")
+    generative_prompt: bpy.props.StringProperty(name="Prompt", description="Generative model: what the frames show "
+                                                 "(optional)")
+    generative_seed: bpy.props.IntProperty(name="Seed", default=0, min=0,
+                                           description="Generative model: the same seed gives the same frames")
+    generative_steps: bpy.props.IntProperty(name="Steps", default=30, min=1, max=200,
+                                            description="Generative model: denoising steps")
+    generative_guidance: bpy.props.FloatProperty(name="Guidance", default=5.0, min=0.0, max=30.0,
+                                                 description="Generative model: how closely to follow the prompt")
     loop_layers: bpy.props.BoolProperty(name="Layers", description="Also the moving region as its own RGBA strip, "
                                         "over an untouched copy of the still")

@@ -2,10 +2,13 @@
 
     python -m nn.inbetween A.png B.png --times 0.25 0.5 0.75 --model rife-v4.25 --out DIR
     python -m nn.inbetween K0.png K1.png K2.png ... --count N --model keymotion --out DIR
+    python -m nn.inbetween K0.png K1.png ... --count N --model generative [--model-dir DIR] [--prompt TEXT]
+                           [--seed S] [--steps N] [--guidance G] --out DIR
 
 Writes DIR/<stem of the gap's first key>_t0.250.png (same format and depth as the keys; JPEG
 becomes PNG): the given times between two keys, or N evenly timed inbetweens in every gap.
-Key Motion uses all the keys for motion (paths are smooth through each key).
+Key Motion uses all the keys for motion (paths are smooth through each key); the generative model
+(Wan2.1 VACE) makes one video through all the keys, each at its place (a gap of N frames).
 Weights come from --weights FILE, else --weights-dir/<model>/<file>, else the Hub cache.
 """
 import argparse
@@ -15,25 +18,30 @@ import sys
 import torch
 
 from .. import hub, values
-from ..cli import add_runtime_arguments, hub_settings, output_folder, run_command, task_context
+from ..cli import (add_generative_arguments, add_runtime_arguments, generative_params, hub_settings, output_folder,
+                   run_command, task_context)
+from ..frames import output_format, to_pixels, to_tensor
+from ..generate.pipeline import warn_on_stderr
 from ..imageio import read_image, write_image
+from .generative import Generative, GenerativeSequence
 from .keymotion import KeyMotion
-from .task import load_model, output_format, to_pixels, to_tensor
+from .task import load_model
 
-MODELS = ["rife-v4.25", "rife-hdv3", "keymotion", "blend"]
+MODELS = ["rife-v4.25", "rife-hdv3", "keymotion", "generative", "blend"]
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m nn.inbetween", description=__doc__.split("\n\n")[0])
     parser.add_argument("keys", nargs="+", metavar="KEY", help="two or more keyframes, in order")
     timing = parser.add_mutually_exclusive_group()
-    timing.add_argument("--times", type=values.argument("time"), nargs="+",
+    timing.add_argument("--times", type=values.argument("time", "--times"), nargs="+",
                         help="times strictly between 0 and 1 (two keys only; default 0.5)")
-    timing.add_argument("--count", type=values.argument("count"), help="evenly timed inbetweens per gap")
+    timing.add_argument("--count", type=values.argument("count", "--count"), help="evenly timed inbetweens per gap")
     parser.add_argument("--model", default="rife-v4.25", choices=MODELS)
     parser.add_argument("--out", required=True)
     parser.add_argument("--weights", help="a local checkpoint (.safetensors, or a legacy .pkl/.pth of tensors)")
     add_runtime_arguments(parser)
+    add_generative_arguments(parser)
     parser.add_argument("--flow-scale", type=float, default=0.0, choices=[0.0, 1.0, 0.5, 0.25],
                         help="resolution motion is estimated at; 0: automatic (0.5 at 2K and above)")
     return parser.parse_args(argv)
@@ -69,10 +77,10 @@ def main(argv=None) -> int:
     params = {
         "model": args.model, "weights_file": args.weights, "flow_scale": args.flow_scale,
         "size": (first.shape[1], first.shape[0]),
-        "hub": hub_settings(args),
+        "hub": hub_settings(args), **generative_params(args, ctx),
     }
     model = load_model(params, ctx)
-    if args.weights and args.model != "blend" and hub.published_as(args.weights) is None:
+    if args.weights and args.model not in ("blend", "generative") and hub.published_as(args.weights) is None:
         print(f"note: {args.weights} is not byte for byte a published checkpoint (its sha256 matches none pinned); "
               "it is used as your own weights", file=sys.stderr)
     out_fmt = output_format(fmt)
@@ -80,6 +88,9 @@ def main(argv=None) -> int:
     with torch.inference_mode(), output_folder(args.out):
         if isinstance(model, KeyMotion):  # one motion per gap, through all the keys
             make = model.sequence(keys, times, out_fmt.is_float).frame
+        elif isinstance(model, Generative):  # one video through all the keys, each gap as long as its frames
+            gaps = {(gap, gap + 1): len(times_of_gap) + 1 for gap, times_of_gap in enumerate(times)}
+            make = GenerativeSequence(model, keys.__getitem__, out_fmt.is_float, gaps).frame
         else:
             make = lambda a, b, t: model(keys[a], keys[b], t, out_fmt.is_float)  # noqa: E731
         for gap, (path, times_of_gap) in enumerate(zip(args.keys, times)):
@@ -88,6 +99,8 @@ def main(argv=None) -> int:
                 out = os.path.join(args.out, f"{stem}_t{t:.3f}{out_fmt.extension}")
                 write_image(out, to_pixels(make(gap, gap + 1, t)), out_fmt)
                 print(out)
+    for note in params.get("_notes", []):
+        warn_on_stderr(note)
     return 0
 
 

@@ -7,35 +7,18 @@ EXR data keep their precision and colour space (README, "Depth and alpha").
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import replace
 from functools import lru_cache
 
-import numpy as np
 import torch
 
+from ..frames import output_format, to_pixels, to_tensor
 from ..imageio import ImageFormat, read_image, write_image
 from ..worker import TaskError
 from ..motion.flow import auto_flow_scale, motion_view
 from . import cuts
-
-LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
-
-
-def output_format(key_format: ImageFormat) -> ImageFormat:
-    """Same format as the keyframes, except lossy files, which become PNG rather than lose more."""
-    if key_format.extension in LOSSY_EXTENSIONS:
-        return ImageFormat(".png", "uint8", key_format.channels)
-    return key_format
-
-
-def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device)  # (1, C, H, W)
-
-
-def to_pixels(frame: torch.Tensor) -> np.ndarray:
-    return frame[0].permute(1, 2, 0).float().cpu().numpy()  # (H, W, C)
-
 
 def with_channels(frame: torch.Tensor, channels: int) -> torch.Tensor:
     """(1, C, H, W) as ``channels`` (1-4) channels: grey spreads to RGB, a missing alpha is opaque."""
@@ -85,12 +68,15 @@ class MirrorEnsemble:
 
 
 def load_model(params: dict, ctx):
-    """The model ``params["model"]`` names: "blend", "keymotion" (Key Motion, on RIFE v4.25's flow) or a RIFE network."""
+    """The model ``params["model"]`` names: "blend", "keymotion" (Key Motion, on RIFE v4.25's flow), "generative"
+    (Wan2.1 VACE) or a RIFE network."""
     name = params["model"]
     if name == "blend":
         return Blend()
+    if name == "generative":
+        return load_generative(params, ctx)
     from .. import hub
-    from .models import Interpolator, state_dict_from_checkpoint
+    from ..motion.rife import Interpolator, state_dict_from_checkpoint
 
     network = "rife-v4.25" if name == "keymotion" else name
     settings = hub.HubSettings(**params["hub"])
@@ -109,6 +95,18 @@ def load_model(params: dict, ctx):
         return KeyMotion(interpolator, flow_scale=float(params.get("flow_scale", 0.0)), size=params.get("size"))
     model = FlowModel(interpolator, flow_scale=auto_flow_scale(params))
     return MirrorEnsemble(model) if params.get("high_quality") else model
+
+
+def load_generative(params: dict, ctx):
+    """The generative model with the user's settings; clips are refused, as flow explains their neighbouring frames."""
+    from ..generate.pipeline import load_for_task
+    from .generative import Generative
+
+    if params.get("clip"):
+        raise TaskError("The generative model makes frames between keyframes; to retime a clip, use RIFE 4.25 "
+                        "or Key Motion")
+    pipe, settings = load_for_task(params, ctx)
+    return Generative(pipe, settings, ctx.device, progress=ctx.progress, warn=params.setdefault("_notes", []).append)
 
 
 def run(params: dict, ctx) -> tuple[list[str], dict]:
@@ -158,6 +156,8 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
         distinct = range(len(keys))
 
     params = {**params, "size": (width, height)}
+    ctx = copy.copy(ctx)
+    ctx.progress = forward_only(ctx.progress)  # the generative model's steps run ahead of the frames written
     ctx.progress(0.0, f"Loading {params['model']}")
     model = load_model(params, ctx)
     cut_mode = params.get("cuts", "HOLD")
@@ -192,15 +192,28 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     return outputs, {
         "width": width, "height": height, "format": fmt.extension, "pixel_type": fmt.pixel_type,
         "cuts": sorted(found_cuts), "repeated_frames": len(keys) - len(distinct), "all_identical": bool(compared_pairs) and not changing_pairs,
+        "notes": params.get("_notes", []),
     }
 
 
+def forward_only(progress):
+    """``progress`` whose fraction never goes back."""
+    shown = [0.0]
+
+    def report(fraction: float, message: str, preview: str | None = None) -> None:
+        shown[0] = max(shown[0], fraction)
+        progress(shown[0], message, preview)
+    return report
+
+
 def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary, cut_mode: str):
-    """Key Motion's view of the plan (None for the per-frame models): the gaps that move, each with
-    its length in frames, so every gap's motion is estimated once and keys see their neighbours."""
+    """Key Motion's or the generative model's view of the plan (None for the per-frame models): the gaps
+    that move, each with its length in frames, so every gap's motion is estimated once and keys see their
+    neighbours (the generative model: one video through the keys)."""
+    from .generative import Generative, GenerativeSequence
     from .keymotion import KeyMotion, KeySequence
 
-    if not isinstance(model, KeyMotion):
+    if not isinstance(model, (KeyMotion, Generative)):
         return None
     steps: dict[tuple[int, int], set[float]] = {}
     for a, b, t in frames:
@@ -214,5 +227,7 @@ def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary
         # A clip's frames are evenly spaced in time, however many outputs a gap gets (2.5x alternates
         # 2 and 3); keys are as far apart as the frames planned between them.
         gaps[a, b] = float(b - a) if params.get("clip") else len(times - {0.0}) + 1.0
+    if isinstance(model, Generative):
+        return GenerativeSequence(model, key, is_float, gaps)
     guides = {(int(g), int(g) + 1): points for g, points in (params.get("guides") or {}).items()}  # JSON: "0"
     return KeySequence(model, key, is_float, gaps, guides)

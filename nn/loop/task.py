@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from .. import hub
 from ..imageio import ImageFormat, read_image, write_image
 from ..motion.flow import length
-from ..inbetween.task import output_format, to_pixels, to_tensor
+from ..frames import output_format, to_pixels, to_tensor
 from ..worker import TaskError
 from .appearance import LightChange
 from .endless import WINDOW, endless_motion
+from .generative import generative_loop
 from .motion_net import load_predictor, predict_velocity
 from .hints import all_arrows, arrows_in_mask, rasterize_polygons, velocity_field
 from .preview import field_arrows
@@ -79,8 +80,9 @@ def straight(image: torch.Tensor) -> torch.Tensor:
 def check_inputs(params: dict, width: int, height: int, channels: int) -> None:
     has_mask = has_region(params)
     has_hints = bool(params.get("hints") or params.get("strokes"))
-    learned = params.get("motion_source", "hints") == "learned"  # the model supplies hints and, if need be, the mask
-    if not learned and (not has_mask or not has_hints):
+    # A motion model supplies hints and, if need be, the mask; the generative model needs neither.
+    modelled = params.get("motion_source", "hints") in ("learned", "generative")
+    if not modelled and (not has_mask or not has_hints):
         missing = " and ".join(name for name, present in (("a mask", has_mask), ("a hint", has_hints)) if not present)
         raise TaskError(f"Missing {missing}. A loop needs a mask of what may move (a mask image or polygons) "
                         "and at least one arrow or stroke drawn in the direction of motion, or a trained motion model.")
@@ -173,50 +175,34 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     pixels, still_format = read_image(params["image"])
     height, width = pixels.shape[:2]
     check_inputs(params, width, height, pixels.shape[2])
-    frames, speed = int(params["frames"]), float(params.get("speed", 1.0))
+    frames = int(params["frames"])
     fmt = output_format(still_format)
     mask = motion_mask(params, width, height)
     still = to_tensor(pixels, ctx.device).float()
-    if params.get("motion_source", "hints") == "learned":
-        ctx.progress(0.0, "Predicting the motion")
-        velocity, mask, notes = learned_motion(params, still, mask, speed, fmt.is_float, ctx)
-    else:
-        ctx.progress(0.0, "Spreading the motion hints")
-        velocity, notes = hinted_motion(params, still, mask, speed)
-    velocity = velocity.to(ctx.device)
-    mask_tensor = torch.from_numpy(mask)[None, None].float().to(ctx.device)
-    mean_speed = float(length(velocity)[0, 0][mask_tensor[0, 0] > 0].mean()) if mask.any() else 0.0
-    has_alpha = still.shape[1] in (2, 4)
-    endless = bool(params.get("endless"))
-    field, times, curve = velocity, None, None
-    if endless:
-        field, times, curve = endless_motion(velocity, frames, bool(params.get("seamless")), int(params.get("seed", 0)))
-    light = light_change(params, still, fmt.is_float, ctx, curve)
-
     out_dir, prefix = params["output_dir"], params.get("prefix", "loop")
-    os.makedirs(out_dir, exist_ok=True)
-    arrows_path = os.path.join(out_dir, "motion_field.png")  # shown first, and all a motion preview wants
-    write_image(arrows_path, field_arrows(pixels, velocity[0].cpu().numpy()), ImageFormat(".png", "uint8", 3))
-    info = {"width": width, "height": height, "frames": frames, "mean_speed": round(mean_speed, 4),
-            "moving_fraction": round(float(mask.mean()), 4), "motion_field": arrows_path,
-            **notes}
-    if endless:
-        info["anchors"] = [t for t in times if t <= frames]
-    if params.get("field_only"):
-        return [arrows_path], info
-    ctx.progress(0.0, "Following the motion", preview=arrows_path)
+    if params.get("motion_source") == "generative":
+        if params.get("field_only"):
+            raise TaskError("The generative model makes no motion field to preview; animate the loop instead.")
+        made, notes = generative_loop(params, still, mask, fmt.is_float, ctx)
+        mask = np.ones((height, width), bool) if mask is None else mask
+        light = light_change(params, still, fmt.is_float, ctx)
+        info = {"width": width, "height": height, "frames": frames, "moving_fraction": round(float(mask.mean()), 4),
+                **notes}
+        os.makedirs(out_dir, exist_ok=True)
+    else:
+        made, info, light, mask = follow_motion(params, pixels, still, mask, fmt.is_float, ctx)
+        if params.get("field_only"):
+            return [info["motion_field"]], info
+    mask_tensor = torch.from_numpy(mask)[None, None].float().to(ctx.device)
     first_number = int(params.get("first_number", 1))  # the command line counts from 0
     outputs, layers = [], []
-    inside = mask_tensor > 0
     if params.get("layers"):
         layer_dir = os.path.join(out_dir, "layers")
         os.makedirs(layer_dir, exist_ok=True)
         alpha = feathered(mask_tensor)
         layer_format = ImageFormat(fmt.extension, fmt.pixel_type, still.shape[1] + 1)
     with torch.inference_mode():
-        loop = Loop(premultiplied(still) if has_alpha else still, mask_tensor, field, frames, times)
-        for t, frame in enumerate(loop):
-            frame = torch.where(inside, straight(frame), still) if has_alpha else frame  # outside: bit for bit
+        for t, frame in enumerate(made):
             frame = light(frame, t) if light else frame
             path = os.path.join(out_dir, f"{prefix}_{first_number + t:04d}{fmt.extension}")
             write_image(path, to_pixels(frame), fmt)
@@ -228,3 +214,44 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     if layers:
         info["layers"] = layers
     return outputs, {**info, "format": fmt.extension, "pixel_type": fmt.pixel_type}
+
+
+def follow_motion(params: dict, pixels: np.ndarray, still: torch.Tensor, mask: np.ndarray | None, is_float: bool,
+                  ctx) -> tuple:
+    """The hinted or learned motion's frames (a lazy iterator), the job's info, its light change and region.
+
+    Writes the motion field's arrows first (``motion_field.png``): shown first, and all a preview wants.
+    """
+    frames, speed = int(params["frames"]), float(params.get("speed", 1.0))
+    height, width = pixels.shape[:2]
+    if params.get("motion_source", "hints") == "learned":
+        ctx.progress(0.0, "Predicting the motion")
+        velocity, mask, notes = learned_motion(params, still, mask, speed, is_float, ctx)
+    else:
+        ctx.progress(0.0, "Spreading the motion hints")
+        velocity, notes = hinted_motion(params, still, mask, speed)
+    velocity = velocity.to(ctx.device)
+    mask_tensor = torch.from_numpy(mask)[None, None].float().to(ctx.device)
+    mean_speed = float(length(velocity)[0, 0][mask_tensor[0, 0] > 0].mean()) if mask.any() else 0.0
+    has_alpha = still.shape[1] in (2, 4)
+    endless = bool(params.get("endless"))
+    field, times, curve = velocity, None, None
+    if endless:
+        field, times, curve = endless_motion(velocity, frames, bool(params.get("seamless")), int(params.get("seed", 0)))
+    light = light_change(params, still, is_float, ctx, curve)
+
+    out_dir = params["output_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    arrows_path = os.path.join(out_dir, "motion_field.png")
+    write_image(arrows_path, field_arrows(pixels, velocity[0].cpu().numpy()), ImageFormat(".png", "uint8", 3))
+    info = {"width": width, "height": height, "frames": frames, "mean_speed": round(mean_speed, 4),
+            "moving_fraction": round(float(mask.mean()), 4), "motion_field": arrows_path,
+            **notes}
+    if endless:
+        info["anchors"] = [t for t in times if t <= frames]
+    if not params.get("field_only"):
+        ctx.progress(0.0, "Following the motion", preview=arrows_path)
+    inside = mask_tensor > 0
+    loop = Loop(premultiplied(still) if has_alpha else still, mask_tensor, field, frames, times)
+    made = (torch.where(inside, straight(frame), still) if has_alpha else frame for frame in loop)  # outside: bit for bit
+    return made, info, light, mask

@@ -44,7 +44,7 @@ class Flow:
     def load(cls, settings, device, half: bool, is_float: bool = False) -> "Flow":
         """Raises ``hub.WeightsUnavailable`` when the RIFE weights are missing."""
         from .. import hub
-        from ..inbetween.models import Interpolator
+        from .rife import Interpolator
 
         return cls(Interpolator("rife-v4.25", hub.load_state_dict("rife-v4.25", settings), device, half), is_float)
 

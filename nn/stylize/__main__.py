@@ -18,7 +18,7 @@ from .. import files, values
 from ..cli import add_runtime_arguments, hub_settings, output_folder, run_command, task_context
 from ..worker import TaskError
 from . import task
-from .task import output_format
+from ..frames import output_format
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff", ".webp", ".bmp"}
 
@@ -50,7 +50,7 @@ def parse_args(argv):
     parser.add_argument("--frames", required=True, help="folder of footage frames")
     parser.add_argument("--key", action="append", default=[], metavar="INDEX=PATH", help="a painted keyframe")
     parser.add_argument("--masks", help="folder of masks: stylize only inside them")
-    parser.add_argument("--seconds", type=values.argument("seconds"), default=300.0, help="training budget")
+    parser.add_argument("--seconds", type=values.argument("seconds", "--seconds"), default=300.0, help="training budget")
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", help="a trained model (.safetensors) to reuse without training")
     parser.add_argument("--fit-sizes", action="store_true", help="resize keyframes of another size to the footage's")

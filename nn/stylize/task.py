@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..imageio import ImageFormat, read_image, write_image
-from ..inbetween.task import output_format, to_pixels, to_tensor
+from ..frames import output_format, to_pixels, to_tensor
 from ..worker import TaskError
 from ..motion.flow import Flow
 from .guides import advected_positions, nearest_key, network_input

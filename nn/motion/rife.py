@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ifnet import IFNet, IFNetHD
-from ..motion.warp import warp
+from .warp import warp
 
 
 @dataclass(frozen=True)

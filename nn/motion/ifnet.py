@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..motion.warp import warp
+from .warp import warp
 
 
 def resize(x: torch.Tensor, factor: float) -> torch.Tensor:
