@@ -231,8 +231,8 @@ def test_bad_input_is_refused_and_changes_nothing(fw, scene, tmp_path, case, res
     assert bpy.context.scene == scene  # Blender goes on
 
 
-def test_there_are_at_least_25_kinds():
-    assert len(CASES) >= 25
+def test_there_are_at_least_40_kinds():
+    assert len(CASES) >= 40
 
 
 def test_a_labelme_file_given_as_hints_says_what_hints_expects(tmp_path):
