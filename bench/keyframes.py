@@ -30,8 +30,11 @@ Measures per clip and k, the mean over every inbetween of the window (../shared/
 - ms per inbetween, and its ratio to RIFE v4.25 per t in the same run.
 
 Rows: any model that ``nn.inbetween.task.load_model`` knows (``rife-v4.25`` and ``rife-hdv3`` per t, ``blend``
-the cross-fade, or a new method's name) and ``ffmpeg`` (minterpolate at k times the keys' rate). A model
-with ``inbetween(keys, times, is_float)`` gets every key of the window at once; others are called per t.
+the cross-fade, ``keymotion``, ``auto``, ``generative`` with --generative-dir on a GPU, or a new method's name)
+and ``ffmpeg`` (minterpolate at k times the keys' rate). A model with ``inbetween(keys, times, is_float)``, or
+one that sees whole gaps (Auto, generative), gets every key of the window at once; others are called per t.
+The ``auto`` row adds "unexpl", the mean share of each gap's change that Key Motion's motion leaves
+unexplained, and "hard", the share of gaps over ``UNEXPLAINED_LIMIT`` (Auto gives those to the generative model).
 HDv3 bisects towards each t from the same keys, so midpoints are estimated once per gap (the same frames as
 per-t calls; its time is that of the gap's distinct midpoints).
 """
@@ -59,8 +62,9 @@ from measures import consistent_flows, decode_movie, ffmpeg_interpolate, pair_er
 from nn import hub  # noqa: E402
 from nn.imageio import ImageFormat, read_image, write_image  # noqa: E402
 from nn.motion.flow import Flow  # noqa: E402
-from nn.inbetween.task import load_model  # noqa: E402
-from nn.worker import TaskContext  # noqa: E402
+from nn.inbetween.auto import UNEXPLAINED_LIMIT, Auto  # noqa: E402
+from nn.inbetween.task import load_model, needs_sequence, sequence_for  # noqa: E402
+from nn.worker import TaskContext, TaskError  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 SHOTS = ROOT / "bench" / "cache" / "shots"
@@ -277,14 +281,20 @@ class FfmpegMinterpolate:
 
 
 def inbetweens(model, keys: list[torch.Tensor], times: list[list[float]], is_float: bool = False):
-    """Frames per gap: the model's own ``inbetween`` when it has one (it sees every key), else one call per t."""
+    """Frames per gap: the model's own ``inbetween`` when it has one, the add-on's sequence through every key
+    for the models that see whole gaps (Auto, generative), else one call per t."""
     if hasattr(model, "inbetween"):
         return model.inbetween(keys, times, is_float)
+    if needs_sequence(model):
+        gaps = {(g, g + 1): len(ts) + 1.0 for g, ts in enumerate(times)}
+        sequence = sequence_for(model, keys.__getitem__, is_float, gaps)
+        return [[sequence.frame(g, g + 1, t) for t in ts] for g, ts in enumerate(times)]
     return [[model(keys[g], keys[g + 1], t, is_float) for t in ts] for g, ts in enumerate(times)]
 
 
-def load_methods(names: list[str], weights_dir: str, device, workdir: str) -> dict:
-    """Rows by name, as the add-on's defaults load them; their scratch files go under ``workdir``."""
+def load_methods(names: list[str], weights_dir: str, device, workdir: str, generative_dir: str = "") -> dict:
+    """Rows by name, as the add-on's defaults load them; their scratch files go under ``workdir``. The
+    generative model runs from ``generative_dir`` (or the weights folder) on a GPU; without it, its row is skipped."""
     ctx = TaskContext(device, False)
     settings = {"cache_dir": os.path.join(workdir, "hub"), "local_dir": weights_dir, "online": False}
     methods = {}
@@ -294,7 +304,11 @@ def load_methods(names: list[str], weights_dir: str, device, workdir: str) -> di
                 sys.exit("ffmpeg is not installed (apt-get install ffmpeg), or leave it out of --methods")
             methods[name] = FfmpegMinterpolate(os.path.join(workdir, "ffmpeg"))
             continue
-        model = load_model({"model": name, "hub": settings}, ctx)  # Flow Scale Auto, as users get it
+        try:  # Flow Scale Auto, as users get it
+            model = load_model({"model": name, "hub": settings, "model_dir": generative_dir}, ctx)
+        except TaskError as error:
+            print(f"Row {name} not measured: {error}", file=sys.stderr)
+            continue
         interpolator = getattr(model, "interpolator", None)
         methods[name] = model if interpolator is None or interpolator.spec.time_conditioned else SharedMidpoints(model)
     return methods
@@ -358,6 +372,8 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
             rows["true frames"] = truth_row
         times = [[j / k for j in range(1, k)] for _ in keys[:-1]]
         for name, model in methods.items():
+            if isinstance(model, Auto):
+                model.shares.clear()  # its gaps are numbered from each window's first key
             start = time.perf_counter()
             with torch.inference_mode():
                 made = inbetweens(model, [frames[i] for i in keys], times)
@@ -390,6 +406,13 @@ def run_clip(clip: Clip, methods: dict, gaps: list[int], limit: int, flow, stabi
             if flows:
                 row["warp_error"] = float(np.mean(pair_errors([shrink(display(f), stability_width) for f in sequence],
                                                               flows[:len(sequence) - 1])))
+            if isinstance(model, Auto):  # how much of each gap's change its motion leaves unexplained
+                shares = [model.shares[g, g + 1] for g in range(len(keys) - 1)]
+                row["unexplained"] = float(np.mean(shares))
+                row["hard_gaps"] = float(np.mean([share > UNEXPLAINED_LIMIT for share in shares]))
+                row["gap_psnr"] = [float(np.mean(scores["psnr"][g * (k - 1):(g + 1) * (k - 1)]))
+                                   for g in range(len(keys) - 1)]
+                row["gap_unexplained"] = shares
             rows[name] = row
             print(f"  {clip.name} k={k} {name}: {row['psnr']:.2f} dB, {row['ms']:.0f} ms", file=sys.stderr, flush=True)
         reference = rows.get("rife-v4.25", {}).get("ms")
@@ -411,18 +434,20 @@ def print_table(table):
         for k, rows in per_gap.items():
             print(f"\n{clip}, keys every {k} frames")
             print(f"{'method':18s} {'PSNR':>6s} {'SSIM':>6s} {'alpha':>6s} {'timing':>6s} {'worst':>6s} "
-                  f"{'spacing':>7s} {'worst':>6s} {'warp':>6s} {'ms':>7s} {'x v4.25':>7s} {'n':>4s}")
+                  f"{'spacing':>7s} {'worst':>6s} {'warp':>6s} {'ms':>7s} {'x v4.25':>7s} {'n':>4s} "
+                  f"{'unexpl':>6s} {'hard':>5s}")
             for name, r in rows.items():
                 print(f"{name:18s} {cell(r, 'psnr', '6.2f'):>6s} {cell(r, 'ssim', '6.3f'):>6s} "
                       f"{cell(r, 'alpha_error', '6.2f'):>6s} {cell(r, 'timing_error', '6.3f'):>6s} "
                       f"{cell(r, 'timing_worst', '6.3f'):>6s} {cell(r, 'spacing_error', '7.3f'):>7s} "
                       f"{cell(r, 'spacing_worst', '6.3f'):>6s} {cell(r, 'warp_error', '6.2f'):>6s} "
-                      f"{cell(r, 'ms', '7.0f'):>7s} {cell(r, 'time_ratio', '7.2f'):>7s} {cell(r, 'n', '4d'):>4s}")
+                      f"{cell(r, 'ms', '7.0f'):>7s} {cell(r, 'time_ratio', '7.2f'):>7s} {cell(r, 'n', '4d'):>4s} "
+                      f"{cell(r, 'unexplained', '6.3f'):>6s} {cell(r, 'hard_gaps', '5.2f'):>5s}")
 
 
 def measure(args, shared: Path, device, workdir: str) -> dict:
     """Every row on every clip of ``args``: {clip: {k: {method: figures}}}."""
-    methods = load_methods(args.methods, args.weights_dir, device, workdir)
+    methods = load_methods(args.methods, args.weights_dir, device, workdir, args.generative_dir)
     flow = None
     if args.stability_width:
         settings = hub.HubSettings(cache_dir=os.path.join(workdir, "hub"), local_dir=args.weights_dir, online=False)
@@ -457,6 +482,8 @@ def main():
     parser.add_argument("--shared", default=str(SHARED), help="the measurement data folder (data/, weights/)")
     parser.add_argument("--weights-dir", help="<model>/<file> checkpoints (default: SHARED/weights)")
     parser.add_argument("--json", help="also write {clip: {k: {method: measures}}}")
+    parser.add_argument("--generative-dir", default="", help="a Wan2.1 VACE pipeline folder for the generative "
+                        "and auto rows (default: the weights folder's wan2.1-vace-1.3b/; a CUDA GPU is needed)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     shared = Path(args.shared)

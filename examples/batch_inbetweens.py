@@ -1,6 +1,6 @@
 """Batch example: generate inbetweens for the selected keyframe strips, then save.
 
-    blender -b shot.blend -P examples/batch_inbetweens.py -- --model rife-v4.25 --count 0
+    blender -b shot.blend -P examples/batch_inbetweens.py -- --model auto --count 0
 
 With --count 0 the empty frames between keyframes are filled; with --count N,
 N frames are made after each keyframe. The new strip is added to the file.
@@ -20,7 +20,7 @@ def frameweaver():
     raise SystemExit("Frameweaver is not enabled: install and enable it first")
 
 
-def main(scene, model="rife-v4.25", count=0, save=True):
+def main(scene, model="auto", count=0, save=True):
     fw = frameweaver()
     options = {"mode": "COUNT", "count": count} if count else {"mode": "GAPS"}
     strip = fw.generate_inbetweens(scene, model=model, **options)
@@ -33,7 +33,7 @@ def main(scene, model="rife-v4.25", count=0, save=True):
 if __name__ == "__main__":
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="rife-v4.25")
+    parser.add_argument("--model", default="auto")
     parser.add_argument("--count", type=int, default=0)
     args = parser.parse_args(argv)
     main(bpy.context.scene, args.model, args.count)

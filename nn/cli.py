@@ -42,15 +42,16 @@ def add_generative_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def generative_params(args: argparse.Namespace, ctx: TaskContext) -> dict:
-    """The task parameters of ``add_generative_arguments``; on the CPU it runs, with a warning."""
-    if getattr(args, "model", None) != "generative" and getattr(args, "motion", None) != "generative":
+    """The task parameters of ``add_generative_arguments``: chosen, it runs on the CPU too, with a warning."""
+    chosen = "generative" in (getattr(args, "model", None), getattr(args, "motion", None))
+    if not chosen and getattr(args, "model", None) != "auto":
         return {}
-    if ctx.device.type != "cuda":
+    if chosen and ctx.device.type != "cuda":
         print(f"warning: the generative model runs on {ctx.device}: expect minutes per frame at full size",
               file=sys.stderr, flush=True)
     return {"model_dir": args.model_dir, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
             "seed": args.seed, "steps": args.steps, "guidance": args.guidance, "low_vram": args.low_vram,
-            "allow_cpu": True}
+            "allow_cpu": chosen}  # Auto uses it on a GPU only
 
 
 def hub_settings(args: argparse.Namespace) -> dict:

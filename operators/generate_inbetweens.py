@@ -13,7 +13,7 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, GenerativeProp
     bl_description = "Generate the frames between the selected keyframe image strips, or retime one clip, as one new strip"
     bl_options = {"REGISTER", "UNDO"}
 
-    model: bpy.props.EnumProperty(name="Model", items=inbetween.MODELS, default="rife-v4.25")
+    model: bpy.props.EnumProperty(name="Model", items=inbetween.MODELS, default="auto")
     mode: bpy.props.EnumProperty(name="Frames", items=inbetween.FRAME_MODES, default="GAPS")
     count: bpy.props.IntProperty(name="Inbetweens", description="Frames between each pair of keyframes",
                                  default=3, soft_min=1, soft_max=255)

@@ -37,9 +37,11 @@ FLOW_SCALES = [
     ("0.25", "Quarter", "Quarter resolution: very large motion, 4K and 8K"),
 ]
 
-GUIDED_MODELS = {"keymotion"}  # the models that follow guide strokes
+GUIDED_MODELS = {"keymotion", "auto"}  # the models that follow guide strokes (Auto: in the gaps Key Motion makes)
 
 MODELS = [
+    ("auto", "Auto", "Key Motion, and the generative model for the gaps that motion cannot explain (turns, "
+                     "occlusion, redrawn poses) when it is installed and a GPU is present"),
     ("rife-v4.25", "RIFE 4.25", "Practical-RIFE 4.25: any in-between time; best on real footage"),
     ("rife-hdv3", "RIFE HDv3", "ECCV2022-RIFE HDv3: sharp on clean renders; odd times by bisection"),
     ("keymotion", "Key Motion", "One motion per gap, splatted: moves across large gaps evenly; follows guide strokes"),
@@ -163,7 +165,7 @@ def keyframe_strips(scene) -> list:
     return sorted(selected, key=compat.left_handle)
 
 
-def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int = 3, fit_sizes: bool = False,
+def prepare(scene, *, model: str = "auto", mode: str = "GAPS", count: int = 3, fit_sizes: bool = False,
             flow_scale: float = 0.0, high_quality: bool = False, cuts: str = "HOLD", retime_rate: str = "2",
             target_fps: float = 60.0, dedupe: bool = True, timing: str = "EVEN", timing_curve=None, strips=None,
             output_dir: str = "", prompt: str = "", seed: int = 0, steps: int = 30, guidance: float = 5.0,
@@ -222,7 +224,7 @@ def prepare(scene, *, model: str = "rife-v4.25", mode: str = "GAPS", count: int 
         "hub": job_runner.hub_settings(context), "output_dir": folder, "prefix": "inbetween",
         "guides": guide_pairs,
     }
-    if model == "generative":
+    if model in ("generative", "auto"):
         params.update(generative.params(context, prompt=prompt, seed=seed, steps=steps, guidance=guidance))
 
     def finish(job):

@@ -1,4 +1,4 @@
-"""Preferences button: install PyTorch (and the worker's small dependencies) with pip.
+"""Preferences button: install PyTorch (and the worker's other dependencies, the generative model's too) with pip.
 
 Packages go into the extension's user folder, which survives upgrades and is
 put on the path of the worker process only; Blender's own Python is untouched.
@@ -18,7 +18,12 @@ from ..ui.preferences import addon_preferences, extension_dir
 TORCH_VERSION = "2.13.0"  # the version our tests run on
 TORCH_INDEX = "https://download.pytorch.org/whl/{build}"
 CUDA_BUILD = "cu128"
-WORKER_PACKAGES = ["safetensors>=0.4", "huggingface-hub>=0.24"]
+# The generative model's packages, pinned as the tests run them (scripts/setup_env.sh lists the same; a test
+# checks that they agree): diffusers runs Wan2.1 VACE, transformers/tokenizers/sentencepiece/ftfy its UMT5
+# text encoder and prompt cleaning, accelerate its low-memory loading and CPU offload. About 100 MB.
+GENERATIVE_PACKAGES = ["diffusers==0.42.1", "transformers==5.25.0", "tokenizers==0.23.3", "sentencepiece==0.2.3",
+                       "ftfy==6.3.1", "accelerate==1.16.0"]
+WORKER_PACKAGES = ["safetensors>=0.4", "huggingface-hub>=0.24", *GENERATIVE_PACKAGES]
 # Blender 5.0+ bundles OpenImageIO's Python bindings; older Pythons get the official wheel.
 if importlib.util.find_spec("OpenImageIO") is None:
     WORKER_PACKAGES.append("OpenImageIO>=2.5")

@@ -63,7 +63,7 @@ def inbetween_keyframes(fw, out: str, model: str, gap: int):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "demo_out"))
-    parser.add_argument("--model", default="rife-v4.25")
+    parser.add_argument("--model", default="auto")
     parser.add_argument("--gap", type=int, default=5, help="empty frames between keyframes")
     parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="the Local Weights folder: <model>/<file>")
     args = parser.parse_args()

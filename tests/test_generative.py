@@ -269,3 +269,71 @@ def test_settings_from_params_take_only_what_is_given():
     assert Settings.from_params({"steps": 4, "prompt": None}) == Settings(steps=4)
     with pytest.raises(TaskError, match="A model window must be 4k\\+1 frames"):
         Settings.from_params({"window": 10})
+
+
+# --- Auto: Key Motion where motion explains the gap, the generative model where it cannot -----------
+
+
+def moved_then_redrawn(folder):
+    """Three keys: a square that moves 4 px (motion explains it), then a round blob of another colour
+    elsewhere (redrawn: it does not)."""
+    y, x = np.mgrid[0:64, 0:96].astype(np.float32)
+    background = np.stack([0.2 + 0.1 * np.sin(x / 9), 0.3 + 0.1 * np.cos(y / 7), 0.25 + 0 * x], -1)
+    keys = []
+    for index, (shape, colour) in enumerate([
+            ((abs(x - 30) < 10) & (abs(y - 30) < 10), (0.9, 0.2, 0.1)),
+            ((abs(x - 34) < 10) & (abs(y - 30) < 10), (0.9, 0.2, 0.1)),
+            ((x - 70) ** 2 + (y - 40) ** 2 < 12 ** 2, (0.1, 0.5, 0.95))]):
+        picture = np.where(shape[..., None], np.array(colour, np.float32), background)
+        keys.append(str(folder / f"key_{index}.png"))
+        write_image(keys[-1], picture, ImageFormat(".png", "uint8", 3))
+    return keys
+
+
+def test_auto_without_the_generative_model_is_key_motion_and_says_which_gaps_it_would_draw(tmp_path,
+                                                                                          project_weights):
+    keys = moved_then_redrawn(tmp_path)
+    common = ["--count", "2", "--offline", "--weights-dir", str(project_weights), "--cache-dir", str(tmp_path / "c")]
+    done = guarded_command("nn.inbetween", *keys, "--model", "auto", *common, "--out", tmp_path / "auto")
+    assert done.returncode == 0, done.stderr
+    assert ("warning: Auto: motion does not explain the gaps between keys 2-3; the generative model would draw "
+            "them, but it needs a CUDA GPU. Key Motion made them") in done.stderr
+    assert inbetween_main([*keys, "--model", "keymotion", *common, "--out", str(tmp_path / "km")]) == 0
+    names = sorted(os.listdir(tmp_path / "km"))
+    assert sorted(os.listdir(tmp_path / "auto")) == names and len(names) == 4
+    assert all(open(tmp_path / "auto" / n, "rb").read() == open(tmp_path / "km" / n, "rb").read() for n in names)
+
+
+def test_auto_draws_only_the_unexplained_gap_with_the_generative_model(tmp_path, tiny_vace, project_weights):
+    from nn.inbetween import task
+
+    keys = moved_then_redrawn(tmp_path)
+    frames = [[0, 0, 0.0], [0, 1, 1 / 3], [0, 1, 2 / 3], [1, 1, 0.0], [1, 2, 1 / 3], [1, 2, 2 / 3], [2, 2, 0.0]]
+    hub = {"cache_dir": str(tmp_path / "cache"), "local_dir": str(project_weights), "online": False}
+    runs = {}
+    for model in ("auto", "keymotion"):
+        (tmp_path / model).mkdir()
+        runs[model] = task.run({"keys": keys, "frames": frames, "model": model, "model_dir": tiny_vace, "steps": 1,
+                                "allow_cpu": True, "hub": hub, "output_dir": str(tmp_path / model),
+                                "prefix": "f"}, Recorder())
+    (auto_files, info), (motion_files, _) = runs["auto"], runs["keymotion"]
+    assert info["unexplained"]["0-1"] < 0.3 < info["unexplained"]["1-2"]
+    assert info["generated_gaps"] == [(1, 2)] and info["notes"] == [
+        "Auto: the generative model drew the gaps between keys 2-3, which motion does not explain; Key Motion the rest"]
+    same = [read_image(a)[0].tobytes() == read_image(m)[0].tobytes() for a, m in zip(auto_files, motion_files)]
+    assert same == [True, True, True, True, False, False, True]  # only the redrawn gap differs
+
+
+def test_two_runs_of_moving_gaps_are_two_videos_from_one_loaded_model(tmp_path, tiny_vace):
+    """A repeated key holds its gap, so the keys either side make separate videos (the prompt encoded once)."""
+    from nn.inbetween import task
+
+    first, second = write_keyframes(str(tmp_path), count=2, fmt=ImageFormat(".png", "uint8", 3))
+    keys = [first, second, second, first]
+    frames = [[a, a, 0.0] if t == 0 else [a, a + 1, t] for a in range(3) for t in (0, 0.5)] + [[3, 3, 0.0]]
+    (tmp_path / "out").mkdir()
+    outputs, info = task.run({"keys": keys, "frames": frames, "model": "generative", "model_dir": tiny_vace,
+                              "steps": 1, "allow_cpu": True, "hub": {}, "output_dir": str(tmp_path / "out"),
+                              "prefix": "f"}, Recorder())
+    assert len(outputs) == 7
+    assert read_image(outputs[3])[0].tobytes() == read_image(second)[0].tobytes()  # the held gap

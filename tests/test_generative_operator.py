@@ -91,3 +91,13 @@ def test_cancel_mid_denoising_stops_the_worker_and_removes_partial_frames(fw, sc
     assert wait_until(lambda: gone(job.worker_pid))
     assert tree_state(tmp_path) == before  # no partial frame, no job folder
     assert len(compat.strips(scene.sequence_editor)) == 2
+
+
+def test_auto_is_the_default_and_says_which_gaps_motion_does_not_explain(fw, scene, tmp_path, local_weights, capfd):
+    from test_generative import moved_then_redrawn
+
+    strips = add_key_strips(scene, moved_then_redrawn(tmp_path), starts=[1, 4, 7])
+    made = fw.generate_inbetweens(scene, strips=strips)  # the default model
+    assert len(strip_files(made)) == 7
+    assert ("Warning: Auto: motion does not explain the gaps between keys 2-3; the generative model would draw "
+            "them, but it needs a CUDA GPU. Key Motion made them") in capfd.readouterr().err

@@ -93,3 +93,10 @@ def test_readme_scripting_snippet_runs_on_the_installed_zip(built_zip, tmp_path,
     frames, files = map(int, result.stdout.split("SNIPPET-OK")[1].split()[:2])
     assert frames == files == 9  # COUNT 7: both keys and the 7 frames after the first, in output_dir
     assert len(list((tmp_path / "frameweaver").glob("*/*.png"))) == 3  # the selected keys, one gap frame filled
+
+
+def test_install_pytorch_and_the_test_setup_pin_the_same_generative_packages(fw):
+    """Users get from Install PyTorch exactly the generative packages the tests ran on."""
+    setup = (ROOT / "scripts" / "setup_env.sh").read_text()
+    pinned = re.search(r"GENERATIVE=\(([^)]*)\)", setup).group(1)
+    assert re.findall(r'"([^"]+)"', pinned) == fw.operators.install_torch.GENERATIVE_PACKAGES

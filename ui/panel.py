@@ -68,11 +68,12 @@ class SEQUENCER_PT_frameweaver_inbetween(SidebarTab, bpy.types.Panel):
             layout.prop(settings, "fit_sizes")
             self.draw_timing(layout, compat.sequencer_scene(context), settings)
         layout.prop(settings, "cuts")
-        if settings.inbetween_model == "generative":
-            draw_generative(layout, settings)
-        else:
+        if settings.inbetween_model != "generative":
             layout.prop(settings, "flow_scale")
+        if settings.inbetween_model in ("rife-v4.25", "rife-hdv3"):
             layout.prop(settings, "high_quality")
+        if settings.inbetween_model in ("generative", "auto"):
+            draw_generative(layout, settings)
         op = generative_options(layout.operator("sequencer.frameweaver_generate_inbetweens", icon="SEQUENCE"), settings)
         for name in ("model", "mode", "count", "fit_sizes", "flow_scale", "cuts", "retime_rate", "target_fps", "dedupe",
                      "high_quality", "timing"):

@@ -19,7 +19,7 @@ class FrameweaverStripSettings(bpy.types.PropertyGroup):
 
 
 class FrameweaverSceneSettings(bpy.types.PropertyGroup):
-    inbetween_model: bpy.props.EnumProperty(name="Model", items=MODELS, default="rife-v4.25")
+    inbetween_model: bpy.props.EnumProperty(name="Model", items=MODELS, default="auto")
     inbetween_mode: bpy.props.EnumProperty(name="Frames", items=FRAME_MODES, default="GAPS")
     inbetween_count: bpy.props.IntProperty(name="Inbetweens", default=3, min=1, max=255)
     fit_sizes: bpy.props.BoolProperty(name="Fit to First Keyframe")

@@ -51,15 +51,31 @@ class Settings:
         return cls(**given).check()
 
 
-def load_for_task(params: dict, ctx):
-    """(pipeline, settings) for a worker task: the settings checked first, then the device (refused on
-    the CPU unless ``allow_cpu``: tests, tiny models, users who accept minutes per frame), then the weights."""
+@dataclass
+class Prepared:
+    """A loaded pipeline with the prompt encoded (its text encoder released), for as many videos as a job makes."""
+
+    pipe: object
+    settings: Settings
+    device: torch.device
+    embeddings: tuple  # (prompt, negative prompt), each (1, tokens, text_dim) or None
+    notes: list[str]  # what the user should know (a prompt cut to the encoder's length)
+
+
+def load_for_task(params: dict, ctx) -> Prepared:
+    """The model for a worker task: the settings checked first, then the device (refused on the CPU unless
+    ``allow_cpu``: tests, tiny models, users who accept minutes per frame), then the weights."""
     settings = Settings.from_params(params)
     if ctx.device.type != "cuda" and not params.get("allow_cpu"):
         raise TaskError(CPU_REFUSED.format(device=ctx.device))
     folder = find_folder(params)
     ctx.progress(0.0, "Loading the generative model")
-    return load(folder, ctx.device, low_vram=bool(params.get("low_vram"))), settings
+    return prepare(load(folder, ctx.device, low_vram=bool(params.get("low_vram"))), settings, ctx.device)
+
+
+def prepare(pipe, settings: Settings, device: torch.device) -> Prepared:
+    notes: list[str] = []
+    return Prepared(pipe, settings, device, encode_prompt(pipe, settings, device, notes.append), notes)
 
 
 def find_folder(params: dict) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 
 from ..worker import TaskError, is_out_of_memory
-from .pipeline import OUT_OF_MEMORY, Settings, encode_prompt
+from .pipeline import OUT_OF_MEMORY, Prepared
 
 GRID = 16  # VAE stride 8 times the transformer's patch 2
 TIME_GRID = 4  # the VAE packs 4 frames into one latent after the first
@@ -53,17 +53,17 @@ class KeyedVideo:
     ``progress(done, message)`` is called after every denoising step, ``done`` in [0, 1] of the whole video.
     """
 
-    def __init__(self, pipe, keys: dict[int, torch.Tensor], length: int, settings: Settings, device: torch.device,
-                 region: torch.Tensor | None = None, still: torch.Tensor | None = None,
-                 progress: Callable[[float, str], None] | None = None, warn: Callable[[str], None] | None = None):
-        self.pipe, self.keys, self.length, self.settings, self.device = pipe, keys, length, settings, device
+    def __init__(self, model: Prepared, keys: dict[int, torch.Tensor], length: int, region: torch.Tensor | None = None,
+                 still: torch.Tensor | None = None, progress: Callable[[float, str], None] | None = None):
+        self.pipe, self.settings, self.device = model.pipe, model.settings, model.device
+        self.embeddings = model.embeddings
+        self.keys, self.length = keys, length
         self.region = region  # (1, h, w) bool: the pixels that may change
         self.still = still  # (3, h, w): what the frames show outside the region
         self.progress = progress or (lambda done, message: None)
-        self.spans = windows(length, settings.window, settings.overlap)
+        self.spans = windows(length, self.settings.window, self.settings.overlap)
         self.made: dict[int, torch.Tensor] = {}
         self.next_window = 0
-        self.embeddings = encode_prompt(pipe, settings, device, warn)
         self.started = time.monotonic()
 
     def frame(self, position: int) -> torch.Tensor:

@@ -23,11 +23,9 @@ from ..cli import (add_generative_arguments, add_runtime_arguments, generative_p
 from ..frames import output_format, to_pixels, to_tensor
 from ..generate.pipeline import warn_on_stderr
 from ..imageio import read_image, write_image
-from .generative import Generative, GenerativeSequence
-from .keymotion import KeyMotion
-from .task import load_model
+from .task import load_model, needs_sequence, notes, sequence_for
 
-MODELS = ["rife-v4.25", "rife-hdv3", "keymotion", "generative", "blend"]
+MODELS = ["auto", "rife-v4.25", "rife-hdv3", "keymotion", "generative", "blend"]
 
 
 def parse_args(argv):
@@ -37,7 +35,9 @@ def parse_args(argv):
     timing.add_argument("--times", type=values.argument("time", "--times"), nargs="+",
                         help="times strictly between 0 and 1 (two keys only; default 0.5)")
     timing.add_argument("--count", type=values.argument("count", "--count"), help="evenly timed inbetweens per gap")
-    parser.add_argument("--model", default="rife-v4.25", choices=MODELS)
+    parser.add_argument("--model", default="auto", choices=MODELS,
+                        help="auto: Key Motion, and the generative model where motion cannot explain a gap (when it "
+                             "is installed and a GPU is present)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--weights", help="a local checkpoint (.safetensors, or a legacy .pkl/.pth of tensors)")
     add_runtime_arguments(parser)
@@ -86,11 +86,9 @@ def main(argv=None) -> int:
     out_fmt = output_format(fmt)
     keys = [to_tensor(pixels, ctx.device) for pixels, _ in images]
     with torch.inference_mode(), output_folder(args.out):
-        if isinstance(model, KeyMotion):  # one motion per gap, through all the keys
-            make = model.sequence(keys, times, out_fmt.is_float).frame
-        elif isinstance(model, Generative):  # one video through all the keys, each gap as long as its frames
-            gaps = {(gap, gap + 1): len(times_of_gap) + 1 for gap, times_of_gap in enumerate(times)}
-            make = GenerativeSequence(model, keys.__getitem__, out_fmt.is_float, gaps).frame
+        if needs_sequence(model):  # through all the keys, each gap as long as its frames
+            gaps = {(gap, gap + 1): len(times_of_gap) + 1.0 for gap, times_of_gap in enumerate(times)}
+            make = sequence_for(model, keys.__getitem__, out_fmt.is_float, gaps).frame
         else:
             make = lambda a, b, t: model(keys[a], keys[b], t, out_fmt.is_float)  # noqa: E731
         for gap, (path, times_of_gap) in enumerate(zip(args.keys, times)):
@@ -99,8 +97,8 @@ def main(argv=None) -> int:
                 out = os.path.join(args.out, f"{stem}_t{t:.3f}{out_fmt.extension}")
                 write_image(out, to_pixels(make(gap, gap + 1, t)), out_fmt)
                 print(out)
-    for note in params.get("_notes", []):
-        warn_on_stderr(note)
+    for text in notes(model):
+        warn_on_stderr(text)
     return 0
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ..generate.convert import from_model, has_alpha, to_model
 from ..generate.matte import choose_matte
-from ..generate.pipeline import Settings
+from ..generate.pipeline import Prepared
 from ..generate.video import KeyedVideo, grid_size
 
 ON_GRID = 1e-6  # a position this close to a whole frame is that frame
@@ -22,13 +22,10 @@ ON_GRID = 1e-6  # a position this close to a whole frame is that frame
 
 @dataclass
 class Generative:
-    """The loaded pipeline and the user's settings: ``load_model``'s "generative"."""
+    """``load_model``'s "generative": the prepared model, and where its progress goes."""
 
-    pipe: object
-    settings: Settings
-    device: torch.device
+    prepared: Prepared
     progress: Callable[[float, str], None]
-    warn: Callable[[str], None]
 
 
 class GenerativeSequence:
@@ -56,15 +53,14 @@ class GenerativeSequence:
         channels, (height, width) = first.shape[1], first.shape[-2:]
         self.size = (width, height)
         self.channels = channels
-        grid = grid_size(width, height, self.model.settings.max_pixels)
+        grid = grid_size(width, height, self.model.prepared.settings.max_pixels)
         self.matte = choose_matte([self.key(k)[0].float() for k in keys]) if has_alpha(channels) else None
         self.positions, position = {}, 0
         for k in keys:
             self.positions[k] = position
             position += round(self.gaps.get((k, k + 1), 0))
         frames = {self.positions[k]: to_model(self.key(k), self.is_float, grid, self.matte) for k in keys}
-        self.video = KeyedVideo(self.model.pipe, frames, position + 1, self.model.settings, self.model.device,
-                                progress=self.model.progress, warn=self.model.warn)
+        self.video = KeyedVideo(self.model.prepared, frames, position + 1, progress=self.model.progress)
         self.segment_start = tuple(keys)
 
     def frame(self, a: int, b: int, t: float) -> torch.Tensor:

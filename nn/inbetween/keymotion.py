@@ -188,22 +188,9 @@ class KeyMotion:
               is_float: bool) -> torch.Tensor:
         """The inbetween at time t of a gap. ``tangents_a``: the start and end tangents (pixels per gap) of
         the paths of key a's pixels; ``tangents_b`` those of key b's, in the same direction of time."""
-        height, width = key_a.shape[-2:]
         alpha = key_a.shape[1] == 4
-        layers = []
         keys = [premultiplied(k.float()) if alpha else k.float() for k in (key_a, key_b)]
-        # Key b's pixels run their path backwards, from key b (time 0 of the reversed path) to key a.
-        shifts = (hermite(motion.forward, *tangents_a, t), hermite(motion.backward, -tangents_b[1], -tangents_b[0], 1 - t))
-        for key, shift, weight, trust, time_weight in ((keys[0], shifts[0], motion.weight_a, motion.trust_a, 1.0 - t),
-                                                      (keys[1], shifts[1], motion.weight_b, motion.trust_b, t)):
-            values = torch.cat([key, trust], 1)
-            positions = (pixel_grid(height, width) + shift[0].reshape(2, -1).T)  # (HW, 2)
-            total, coverage = splat(positions, weight.flatten(), values[0].reshape(values.shape[1], -1).T, height, width)
-            total, coverage = fill_gaps(total, coverage, torch.ones_like(coverage, dtype=torch.bool))
-            normalised = total / coverage.clamp(min=MIN_COVERAGE)
-            blend = time_weight * normalised[:, -1:] * (coverage > MIN_COVERAGE)  # (1, 1, H, W)
-            layers.append((normalised[:, :-1], blend))
-        (image_a, blend_a), (image_b, blend_b) = layers
+        (image_a, blend_a), (image_b, blend_b) = self.splats(keys, motion, t, tangents_a, tangents_b)
         blended = (image_a * blend_a + image_b * blend_b) / (blend_a + blend_b).clamp(min=1e-8)
         # What neither key's splats reach (wide disocclusions, the frame's edge): both keys warped back.
         fallback = (1.0 - t) * warp(keys[0], -t * motion.forward) + t * warp(keys[1], -(1.0 - t) * motion.backward)
@@ -218,6 +205,38 @@ class KeyMotion:
                 at_t = self.per_t(key_a, key_b, t, is_float).float()  # (1, C, H, W), straight alpha
                 image = share * image + (1.0 - share) * (premultiplied(at_t) if alpha else at_t)
         return (straight(image) if alpha else image).to(key_a.dtype)
+
+    @staticmethod
+    def splats(keys: list[torch.Tensor], motion: GapMotion, t: float, tangents_a: tuple[torch.Tensor, torch.Tensor],
+               tangents_b: tuple[torch.Tensor, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each key (premultiplied where it has alpha) splatted to time t: (image (1, C, H, W), blend (1, 1, H, W))."""
+        height, width = keys[0].shape[-2:]
+        layers = []
+        # Key b's pixels run their path backwards, from key b (time 0 of the reversed path) to key a.
+        shifts = (hermite(motion.forward, *tangents_a, t), hermite(motion.backward, -tangents_b[1], -tangents_b[0], 1 - t))
+        for key, shift, weight, trust, time_weight in ((keys[0], shifts[0], motion.weight_a, motion.trust_a, 1.0 - t),
+                                                      (keys[1], shifts[1], motion.weight_b, motion.trust_b, t)):
+            values = torch.cat([key, trust], 1)
+            positions = (pixel_grid(height, width) + shift[0].reshape(2, -1).T)  # (HW, 2)
+            total, coverage = splat(positions, weight.flatten(), values[0].reshape(values.shape[1], -1).T, height, width)
+            total, coverage = fill_gaps(total, coverage, torch.ones_like(coverage, dtype=torch.bool))
+            normalised = total / coverage.clamp(min=MIN_COVERAGE)
+            blend = time_weight * normalised[:, -1:] * (coverage > MIN_COVERAGE)  # (1, 1, H, W)
+            layers.append((normalised[:, :-1], blend))
+        return layers
+
+    def unexplained(self, key_a: torch.Tensor, key_b: torch.Tensor, motion: GapMotion, is_float: bool) -> float:
+        """The share of the gap's change that its motion does not explain: of the pixels where the keys differ
+        in place or where the two keys, splatted to the middle along straight paths, differ, those where the
+        splats still differ by more than ``DISAGREEMENT`` (a turn, an occlusion, a redrawn pose; 0 for a move)."""
+        alpha = key_a.shape[1] == 4
+        keys = [premultiplied(k.float()) if alpha else k.float() for k in (key_a, key_b)]
+        straight_a, straight_b = (motion.forward, motion.forward), (-motion.backward, -motion.backward)
+        (image_a, blend_a), (image_b, blend_b) = self.splats(keys, motion, 0.5, straight_a, straight_b)
+        disagree = ((blend_a > 0) & (blend_b > 0)) & (seen_difference(image_a, image_b, alpha, is_float) > DISAGREEMENT)
+        changed = seen_difference(keys[0], keys[1], alpha, is_float) > DISAGREEMENT
+        considered = int((changed | disagree).sum())
+        return float(disagree.sum()) / considered if considered else 0.0
 
     def inbetween(self, keys: list[torch.Tensor], times: list[list[float]], is_float: bool,
                   guides: dict | None = None) -> list[list[torch.Tensor]]:

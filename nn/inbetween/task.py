@@ -19,6 +19,7 @@ from ..imageio import ImageFormat, read_image, write_image
 from ..worker import TaskError
 from ..motion.flow import auto_flow_scale, motion_view
 from . import cuts
+from .auto import Auto, AutoSequence, load_auto, note, report
 
 def with_channels(frame: torch.Tensor, channels: int) -> torch.Tensor:
     """(1, C, H, W) as ``channels`` (1-4) channels: grey spreads to RGB, a missing alpha is opaque."""
@@ -69,12 +70,15 @@ class MirrorEnsemble:
 
 def load_model(params: dict, ctx):
     """The model ``params["model"]`` names: "blend", "keymotion" (Key Motion, on RIFE v4.25's flow), "generative"
-    (Wan2.1 VACE) or a RIFE network."""
+    (Wan2.1 VACE), "auto" (Key Motion, and the generative model where motion cannot explain a gap) or a RIFE
+    network."""
     name = params["model"]
     if name == "blend":
         return Blend()
     if name == "generative":
         return load_generative(params, ctx)
+    if name == "auto":
+        return load_auto(params, ctx, load_model)
     from .. import hub
     from ..motion.rife import Interpolator, state_dict_from_checkpoint
 
@@ -105,8 +109,7 @@ def load_generative(params: dict, ctx):
     if params.get("clip"):
         raise TaskError("The generative model makes frames between keyframes; to retime a clip, use RIFE 4.25 "
                         "or Key Motion")
-    pipe, settings = load_for_task(params, ctx)
-    return Generative(pipe, settings, ctx.device, progress=ctx.progress, warn=params.setdefault("_notes", []).append)
+    return Generative(load_for_task(params, ctx), progress=ctx.progress)
 
 
 def run(params: dict, ctx) -> tuple[list[str], dict]:
@@ -192,8 +195,18 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
     return outputs, {
         "width": width, "height": height, "format": fmt.extension, "pixel_type": fmt.pixel_type,
         "cuts": sorted(found_cuts), "repeated_frames": len(keys) - len(distinct), "all_identical": bool(compared_pairs) and not changing_pairs,
-        "notes": params.get("_notes", []),
+        "notes": notes(model),
+        **(report(model) if isinstance(model, Auto) else {}),
     }
+
+
+def notes(model) -> list[str]:
+    """What the user should know about the model's run: the generative model's notes, and Auto's choices."""
+    from .generative import Generative
+
+    generative = model.generative if isinstance(model, Auto) else model
+    said = list(generative.prepared.notes) if isinstance(generative, Generative) else []
+    return said + ([note(model)] if isinstance(model, Auto) and note(model) else [])
 
 
 def forward_only(progress):
@@ -207,13 +220,9 @@ def forward_only(progress):
 
 
 def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary, cut_mode: str):
-    """Key Motion's or the generative model's view of the plan (None for the per-frame models): the gaps
-    that move, each with its length in frames, so every gap's motion is estimated once and keys see their
-    neighbours (the generative model: one video through the keys)."""
-    from .generative import Generative, GenerativeSequence
-    from .keymotion import KeyMotion, KeySequence
-
-    if not isinstance(model, (KeyMotion, Generative)):
+    """The plan's moving gaps, each with its length in frames, for the models that see whole gaps
+    (``sequence_for``); None for the per-frame models."""
+    if not needs_sequence(model):
         return None
     steps: dict[tuple[int, int], set[float]] = {}
     for a, b, t in frames:
@@ -227,7 +236,27 @@ def key_sequence(model, frames: list, key, is_float: bool, params: dict, summary
         # A clip's frames are evenly spaced in time, however many outputs a gap gets (2.5x alternates
         # 2 and 3); keys are as far apart as the frames planned between them.
         gaps[a, b] = float(b - a) if params.get("clip") else len(times - {0.0}) + 1.0
+    guides = {(int(g), int(g) + 1): points for g, points in (params.get("guides") or {}).items()}  # JSON: "0"
+    return sequence_for(model, key, is_float, gaps, guides)
+
+
+def needs_sequence(model) -> bool:
+    from .generative import Generative
+    from .keymotion import KeyMotion
+
+    return isinstance(model, (KeyMotion, Generative, Auto))
+
+
+def sequence_for(model, key, is_float: bool, gaps: dict, guides: dict | None = None):
+    """``frame(a, b, t)`` through all the keys: Key Motion's motion per gap (each estimated once, keys seeing
+    their neighbours), the generative model's video through the keys, or Auto's choice per gap."""
+    from .generative import Generative, GenerativeSequence
+    from .keymotion import KeySequence
+
     if isinstance(model, Generative):
         return GenerativeSequence(model, key, is_float, gaps)
-    guides = {(int(g), int(g) + 1): points for g, points in (params.get("guides") or {}).items()}  # JSON: "0"
+    if isinstance(model, Auto):
+        motion = KeySequence(model.keymotion, key, is_float, gaps, guides)
+        one_gap = lambda gap: GenerativeSequence(model.generative, key, is_float, {gap: gaps[gap]})  # noqa: E731
+        return AutoSequence(model, motion, one_gap, key, is_float)
     return KeySequence(model, key, is_float, gaps, guides)

@@ -32,7 +32,8 @@ def still_positions(frames: int, window: int, endless: bool, seamless: bool) -> 
 def generative_loop(params: dict, still: torch.Tensor, mask: np.ndarray | None, is_float: bool,
                     ctx) -> tuple[Iterator[torch.Tensor], dict]:
     """Frames 0 .. frames-1 (each (1, C, H, W) like ``still``) and notes for the job's info."""
-    pipe, settings = load_for_task(params, ctx)
+    model = load_for_task(params, ctx)
+    settings = model.settings
     frames = int(params["frames"])
     channels, (height, width) = still.shape[1], still.shape[-2:]
     grid = grid_size(width, height, settings.max_pixels)
@@ -44,9 +45,8 @@ def generative_loop(params: dict, still: torch.Tensor, mask: np.ndarray | None, 
         inside = full.to(still.device) > 0
         region = F.adaptive_max_pool2d(full, (grid[1], grid[0]))[0] > 0  # (1, h, w): every cell the region touches
     anchors = still_positions(frames, settings.window, bool(params.get("endless")), bool(params.get("seamless")))
-    notes: list[str] = []
-    video = KeyedVideo(pipe, {p: view for p in anchors}, max(anchors[-1], frames - 1) + 1, settings, ctx.device,
-                       region=region, still=view, progress=ctx.progress, warn=notes.append)
+    video = KeyedVideo(model, {p: view for p in anchors}, max(anchors[-1], frames - 1) + 1, region=region, still=view,
+                       progress=ctx.progress)
 
     def made() -> Iterator[torch.Tensor]:
         for position in range(frames):
@@ -56,4 +56,4 @@ def generative_loop(params: dict, still: torch.Tensor, mask: np.ndarray | None, 
             frame = from_model(video.frame(position), channels, is_float, (width, height), matte).to(still)
             yield frame if inside is None else torch.where(inside, frame, still)
 
-    return made(), {"anchors": anchors, "notes": notes}
+    return made(), {"anchors": anchors, "notes": model.notes}
