@@ -6,13 +6,11 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER, MODULE
 from helpers import Unchanged, add_key_strips, gradient_image, tree_state, write_keyframes
 from nn.cli import run_command
 from nn.imageio import ImageFormat, read_image, write_image
 from test_faults import small_disk  # noqa: F401  (a fixture: a 64 KB tmpfs)
 
-compat = FRAMEWEAVER.operators.compat
 RGB, RGBA = ImageFormat(".png", "uint8", 3), ImageFormat(".png", "uint8", 4)
 
 

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import bpy
 import pytest
 import torch
 from safetensors.torch import save_file
