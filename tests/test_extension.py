@@ -10,7 +10,7 @@ def test_operators_and_panels_registered(fw):
     assert hasattr(bpy.ops.sequencer, "frameweaver_cancel_job")
     assert hasattr(bpy.ops.frameweaver, "install_torch")
     assert hasattr(bpy.types, "SEQUENCER_PT_frameweaver_inbetween")
-    assert bpy.context.scene.frameweaver.inbetween_model == "auto"  # the default model since Auto
+    assert bpy.context.scene.frameweaver.inbetween_model == "auto"
 
 
 def test_strip_menu_and_context_menu_hooked(fw):

@@ -98,6 +98,17 @@ class KeyedVideo:
         return video[None], mask[None]
 
     def _make_window(self, index: int) -> None:
+        try:
+            self._generate_window(index)
+        except Exception as error:
+            if is_out_of_memory(error):
+                start, count = self.spans[index]
+                height, width = next(iter(self.keys.values())).shape[-2:]
+                raise TaskError(f"Out of memory generating {count} frames at {width}x{height} on {self.device}. "
+                                f"{OUT_OF_MEMORY}") from error
+            raise
+
+    def _generate_window(self, index: int) -> None:
         start, count = self.spans[index]
         video, mask = self._conditions(start, count)
         steps = self.settings.steps
@@ -113,17 +124,11 @@ class KeyedVideo:
 
         positive, negative = self.embeddings
         height, width = video.shape[-2:]
-        try:
-            out = self.pipe(
-                video=video, mask=mask, height=height, width=width, num_frames=count, num_inference_steps=steps,
-                guidance_scale=self.settings.guidance, prompt_embeds=positive, negative_prompt_embeds=negative,
-                generator=torch.Generator("cpu").manual_seed(int(self.settings.seed) + index), output_type="pt",
-                callback_on_step_end=on_step)
-        except Exception as error:
-            if is_out_of_memory(error):
-                raise TaskError(f"Out of memory generating {count} frames at {width}x{height} on {self.device}. "
-                                f"{OUT_OF_MEMORY}") from error
-            raise
+        out = self.pipe(
+            video=video, mask=mask, height=height, width=width, num_frames=count, num_inference_steps=steps,
+            guidance_scale=self.settings.guidance, prompt_embeds=positive, negative_prompt_embeds=negative,
+            generator=torch.Generator("cpu").manual_seed(int(self.settings.seed) + index), output_type="pt",
+            callback_on_step_end=on_step)
         frames = out.frames[0].float().cpu()  # (count, 3, h, w)
         overlap = [p for p in range(start, start + count) if p in self.made and p not in self.keys]
         for offset in range(count):
