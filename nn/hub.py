@@ -373,9 +373,13 @@ def load_tensors(path: str, converted_dir: str) -> dict:
 def load_given_file(path: str, converted_dir: str) -> dict:
     """Tensors of a checkpoint the user names by path (no pinned hash applies to one's own file): readable,
     tensors only, and every value finite; WeightsRejected names the file otherwise."""
+    return refuse_non_finite(path, load_tensors(path, converted_dir))
+
+
+def refuse_non_finite(path: str, tensors: dict) -> dict:
+    """``tensors`` unless one holds NaN or an infinity (they would spread into every frame made with them)."""
     import torch
 
-    tensors = load_tensors(path, converted_dir)
     bad = sum(int((~torch.isfinite(t)).sum()) for t in tensors.values() if t.is_floating_point())
     if bad:
         raise WeightsRejected(f"Refused to use {path}: {bad} of its values are not finite (NaN or infinite)")

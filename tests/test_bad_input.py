@@ -122,6 +122,27 @@ def style_model_of_another_kind(scene, tmp_path):
     save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"kind": "something-else"})
 
 
+def motion_model_holding_nan(scene, tmp_path):
+    import torch
+    from nn.loop.motion_net import MotionPredictor, save_predictor
+    still_and_mask(scene, tmp_path)
+    model = MotionPredictor(working_side=64)
+    with torch.no_grad():
+        model.exit.bias[0] = float("nan")
+    save_predictor(model, str(tmp_path / "nan_motion.safetensors"))
+
+
+def style_model_holding_inf(scene, tmp_path):
+    import torch
+    from nn.stylize.train import StyleConfig, save_model
+    shot_with_key(scene, tmp_path)
+    config = StyleConfig(guides=())
+    generator = config.generator()
+    with torch.no_grad():
+        next(generator.parameters()).view(-1)[:2] = float("inf")
+    save_model(str(tmp_path / "inf_look.safetensors"), generator, config, steps=1)
+
+
 def still_and_mask(scene, tmp_path):
     still(scene, str(tmp_path))
     motion_mask()
@@ -172,6 +193,9 @@ CASES = {
                                     lambda fw, s: fw.stylize_clip(s, footage="shot", model_file=str(
                                         bpy.path.abspath("//other.safetensors"))), r"failed: .*other.safetensors.* not a Frameweaver style model"),
     "footage frame holding NaN": (exr_footage_holding_nan, style(), r"failed: .*shot_0002.exr holds 1 non-finite"),
+    "style model holding infinity": (style_model_holding_inf, lambda fw, s: fw.stylize_clip(
+        s, footage="shot", model_file=bpy.path.abspath("//inf_look.safetensors")),
+        r"failed: Refused to use .*inf_look.safetensors: 2 of its values are not finite"),
     "style mask that does not exist": (shot_with_key, style(mask="nope"), "No mask strip named 'nope'"),
     "footage that does not exist": (shot_with_key, style(footage="nope"), "No strip named 'nope'"),
     "footage that is a single image": (shot_with_key, style(footage="paint"), "'paint' is not footage"),
@@ -184,6 +208,10 @@ CASES = {
                           "Select the one image strip to animate"),
     "motion model missing": (still_and_mask, animate(motion_source="LEARNED", motion_model="/no/model.safetensors"),
                              r"The motion model /no/model.safetensors does not exist"),
+    "motion model holding NaN": (motion_model_holding_nan, lambda fw, s: fw.loop_still(
+        s, mask=bpy.data.masks["waves"], motion_source="LEARNED", motion_model=bpy.path.abspath("//nan_motion.safetensors")),
+        r"failed: Cannot load the motion model: Refused to use .*nan_motion.safetensors: 1 of its values are not "
+        r"finite \(NaN or infinite\)$"),
     "mask strip that does not exist": (still_and_mask, animate(mask_strip="nope"),
                                        "The motion mask 'nope' must be an image strip"),
     "one-frame loop": (still_and_mask, lambda fw, s: fw.loop_still(s, mask=bpy.data.masks["waves"], frames=1),

@@ -218,6 +218,7 @@ def load_model(path: str, device) -> tuple[Generator, StyleConfig, int, dict[int
     from .. import hub
 
     tensors, meta = hub.read_safetensors(path)
+    hub.refuse_non_finite(path, tensors)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a Frameweaver style model (format {meta.get('format')!r})")
     try:
