@@ -86,3 +86,28 @@ def test_the_motion_predictor_gives_the_same_field_on_cuda(full_precision):
     on_cpu = predict_velocity(model, still, "cpu")
     on_gpu = predict_velocity(model.cuda(), still, "cuda").cpu()
     assert on_gpu.shape == (1, 2, 90, 160) and (on_gpu - on_cpu).abs().max().item() < 1e-3
+
+
+@pytest.mark.parametrize("low_vram", [False, True])
+def test_generative_inbetweens_on_cuda_in_half_precision(tmp_path, tiny_vace, low_vram):
+    """The tiny pipeline on the GPU as users get it (bf16 or fp16, VAE fp32; Low VRAM: CPU offload and tiled
+    decoding): frames at the keys' size, the same seed giving the same frames. Plumbing only: its frames are noise."""
+    from helpers import write_keyframes
+    from nn.generate.pipeline import compute_dtype
+    from nn.imageio import read_image
+    from nn.inbetween import task
+    from nn.worker import TaskContext
+
+    keys = write_keyframes(str(tmp_path), count=2)
+    frames = [[0, 0, 0.0], [0, 1, 0.25], [0, 1, 0.5], [0, 1, 0.75], [1, 1, 0.0]]
+    device = torch.device("cuda")
+    assert compute_dtype(device) in (torch.bfloat16, torch.float16)
+    made = []
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        outputs, _ = task.run({"keys": keys, "frames": frames, "model": "generative", "model_dir": tiny_vace,
+                               "steps": 2, "seed": 5, "low_vram": low_vram, "hub": {},
+                               "output_dir": str(tmp_path / run), "prefix": "f"}, TaskContext(device, False))
+        made.append([read_image(path)[0] for path in outputs])
+    assert all(frame.shape == (48, 64, 4) for frame in made[0])
+    assert all(np.array_equal(a, b) for a, b in zip(*made))
