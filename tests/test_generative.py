@@ -182,6 +182,9 @@ def test_missing_weights_offline_name_the_repository_its_size_and_where_to_put_i
     assert "Wan-AI/Wan2.1-VACE-1.3B-diffusers (about 18.0 GB, Apache-2.0" in line
     assert str(tmp_path / "weights" / "wan2.1-vace-1.3b") in line  # where to put it
     assert tree_state(tmp_path) == before  # and no network call (the guard)
+    done = guarded_command("nn.inbetween", *keys, "--model", "generative", "--generative-model", "wan2.1-vace-14b",
+                           "--offline", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "out")
+    assert "Wan-AI/Wan2.1-VACE-14B-diffusers (about 75.0 GB" in assert_one_line_failure(done, "error: Weights")
 
 
 def test_weights_from_the_hub_cache_are_checked_against_their_lfs_hash(tmp_path, tiny_vace):
