@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 
+from . import values
 from .device import pick_device, use_half
 from .worker import TaskContext, error_message, steady_heap
 
@@ -32,9 +34,12 @@ def add_generative_arguments(parser: argparse.ArgumentParser) -> None:
                        help="which model's weights to use without --model-dir (Local Weights folder, then the Hub)")
     group.add_argument("--prompt", default="", help="what the frames show (optional)")
     group.add_argument("--negative-prompt", default="")
-    group.add_argument("--seed", type=int, default=0, help="the same seed gives the same frames")
-    group.add_argument("--steps", type=int, default=30, help="denoising steps")
-    group.add_argument("--guidance", type=float, default=5.0, help="how closely to follow the prompt")
+    group.add_argument("--seed", type=values.argument("seed", "--seed"), default=0,
+                       help="the same seed gives the same frames")
+    group.add_argument("--steps", type=values.argument("denoising_steps", "--steps"), default=30,
+                       help="denoising steps")
+    group.add_argument("--guidance", type=values.argument("guidance", "--guidance"), default=5.0,
+                       help="how closely to follow the prompt")
     group.add_argument("--low-vram", action="store_true", help="CPU offload and tiled decoding, for small GPUs")
 
 
@@ -53,6 +58,22 @@ def generative_params(args: argparse.Namespace, ctx: TaskContext) -> dict:
 
 def hub_settings(args: argparse.Namespace) -> dict:
     return {"cache_dir": args.cache_dir, "local_dir": args.weights_dir, "online": not args.offline}
+
+
+@contextmanager
+def output_folder(path: str, option: str = "--out"):
+    """The folder a command writes to, made if missing; if the command then fails, a folder it made and left
+    empty is removed again (nothing of a failed run stays behind). A file of that name is refused by name."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a file; give a folder for the outputs")
+    made = not os.path.lexists(path)
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if made and not os.listdir(path):
+            os.rmdir(path)
+        raise
 
 
 class CommandContext(TaskContext):

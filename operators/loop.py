@@ -15,6 +15,7 @@ import os
 import bpy
 
 from . import compat, generative, job_runner, mask_space, strip_io
+from ..nn import values
 
 MOTION_SOURCES = [
     ("HINTS", "Hints", "Motion drawn as open splines in the Mask, spread over the region that may move"),
@@ -28,7 +29,7 @@ WORKER_MOTION = {"HINTS": "hints", "LEARNED": "learned", "GENERATIVE": "generati
 class LoopMotionProperties:
     """What both Animate Loop and Preview Motion need to make the motion field."""
 
-    speed: bpy.props.FloatProperty(name="Speed", default=1.0, min=0.01, max=100.0,
+    speed: bpy.props.FloatProperty(name="Speed", default=1.0, soft_min=0.01, soft_max=100.0,
                                    description="Pixels per frame where the strokes are drawn (Learned: on average)")
     mask: bpy.props.StringProperty(name="Motion Mask", description="Mask datablock: open splines are motion "
                                    "strokes (first point to last), closed splines outline what may move")
@@ -147,6 +148,11 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     over an untouched copy of the still, on the two channels above the composite. ``motion_source``
     "GENERATIVE" has the generative model make the region's frames (``prompt``, ``seed``, ``steps``, ``guidance``).
     """
+    values.check("frames", frames)
+    values.check("speed", speed)
+    values.check("dusk", dusk)
+    values.check_colour(dusk_colour)
+    values.check_generative(seed, steps, guidance)
     job_runner.refuse_if_busy(scene)
     learned = motion_source in ("LEARNED", "GENERATIVE")  # both need no strokes
     model = bpy.path.abspath(motion_model) if motion_model else ""
@@ -220,6 +226,7 @@ def prepare_training(scene, *, clips: str, steps: int = 2000, output_dir: str = 
     The model is written to a fresh job folder, never over a file; once done, the scene's Loop
     settings switch to *Learned* motion with that model.
     """
+    values.check("steps", steps)
     job_runner.refuse_if_busy(scene)
     folder_in = bpy.path.abspath(clips) if clips else ""
     if not folder_in or not os.path.isdir(folder_in):

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from . import compat, job_runner, strip_io
+from ..nn import values
 
 STOP_FILE = "stop-training"  # created in the job folder by "Stop & Propagate"
 MODEL_FILE = "style_model.safetensors"
@@ -68,6 +69,7 @@ def mask_files(mask, footage) -> list[str | None]:
 def prepare(scene, *, footage: str = "", mask: str = "", seconds: float = 120.0, model_file: str = "",
             resume: bool = False, fit_sizes: bool = False, output_dir: str = "", context=None) -> job_runner.SceneJob:
     """Check footage, keyframes and mask, create the job folder and start training and propagation."""
+    values.check("seconds", seconds)
     job_runner.refuse_if_busy(scene)
     source = footage_strip(scene, footage)
     mask_strip = compat.all_strips(scene.sequence_editor).get(mask) if mask else None

@@ -123,9 +123,9 @@ def test_a_prompt_longer_than_the_text_encoder_takes_is_cut_and_said(tmp_path, t
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--steps", "0", "Steps must be a whole number of at least 1 (got 0)"),
-    ("--guidance", "nan", "Guidance must be a finite number (got nan)"),
-    ("--guidance", "inf", "Guidance must be a finite number (got inf)"),
+    ("--steps", "0", "--steps must be a whole number from 1 to 1000, got 0"),  # the words of nn/values.py
+    ("--guidance", "nan", "--guidance must be a finite number from 0 to 30, got nan"),
+    ("--guidance", "inf", "--guidance must be a finite number from 0 to 30, got inf"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path, tiny_vace, option, value, message):
     keys = write_keyframes(str(tmp_path), count=2)

@@ -17,8 +17,9 @@ import sys
 
 import torch
 
-from ..cli import (add_generative_arguments, add_runtime_arguments, generative_params, hub_settings, run_command,
-                   task_context)
+from .. import hub, values
+from ..cli import (add_generative_arguments, add_runtime_arguments, generative_params, hub_settings, output_folder,
+                   run_command, task_context)
 from ..frames import output_format, to_pixels, to_tensor
 from ..generate.pipeline import warn_on_stderr
 from ..imageio import read_image, write_image
@@ -31,9 +32,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m nn.inbetween", description=__doc__.split("\n\n")[0])
     parser.add_argument("keys", nargs="+", metavar="KEY", help="two or more keyframes, in order")
     timing = parser.add_mutually_exclusive_group()
-    timing.add_argument("--times", type=float, nargs="+", help="times strictly between 0 and 1 (two keys only; "
-                                                               "default 0.5)")
-    timing.add_argument("--count", type=int, help="evenly timed inbetweens per gap")
+    timing.add_argument("--times", type=values.argument("time", "--times"), nargs="+",
+                        help="times strictly between 0 and 1 (two keys only; default 0.5)")
+    timing.add_argument("--count", type=values.argument("count", "--count"), help="evenly timed inbetweens per gap")
     parser.add_argument("--model", default="auto", choices=MODELS,
                         help="auto: Key Motion, and the generative model where motion cannot explain a gap (when it "
                              "is installed and a GPU is present)")
@@ -52,14 +53,14 @@ def gap_times(args) -> list[list[float]]:
     if gaps < 1:
         sys.exit("Give at least two keyframes")
     if args.count is not None:
-        if args.count < 1:
-            sys.exit("--count must be at least 1")
         return [[j / (args.count + 1) for j in range(1, args.count + 1)]] * gaps
     if args.times is not None and gaps > 1:
         sys.exit("--times works with two keyframes; for more, use --count")
     times = args.times or [0.5]
-    if any(not 0.0 < t < 1.0 for t in times):
-        sys.exit("--times must lie strictly between 0 and 1")
+    names = [f"{t:.3f}" for t in times]  # each time is one file, named to 3 decimals
+    if same := next((t for t, name in zip(times, names) if names.count(name) > 1), None):
+        sys.exit(f"--times gives {names[times.index(same)]} more than once (to 3 decimals, the precision of the file "
+                 "names); give each time once")
     return [times]
 
 
@@ -79,10 +80,12 @@ def main(argv=None) -> int:
         "hub": hub_settings(args), **generative_params(args, ctx),
     }
     model = load_model(params, ctx)
+    if args.weights and args.model not in ("blend", "generative") and hub.published_as(args.weights) is None:
+        print(f"note: {args.weights} is not byte for byte a published checkpoint (its sha256 matches none pinned); "
+              "it is used as your own weights", file=sys.stderr)
     out_fmt = output_format(fmt)
-    os.makedirs(args.out, exist_ok=True)
     keys = [to_tensor(pixels, ctx.device) for pixels, _ in images]
-    with torch.inference_mode():
+    with torch.inference_mode(), output_folder(args.out):
         if needs_sequence(model):  # through all the keys, each gap as long as its frames
             gaps = {(gap, gap + 1): len(times_of_gap) + 1.0 for gap, times_of_gap in enumerate(times)}
             make = sequence_for(model, keys.__getitem__, out_fmt.is_float, gaps).frame
