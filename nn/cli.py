@@ -30,6 +30,8 @@ def add_generative_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generative model")
     group.add_argument("--model-dir", default="", help="a local Wan2.1 VACE pipeline folder (diffusers' "
                                                        "save_pretrained layout), instead of the Hub's")
+    group.add_argument("--generative-model", default="wan2.1-vace-1.3b", choices=["wan2.1-vace-1.3b", "wan2.1-vace-14b"],
+                       help="which model's weights to use without --model-dir (Local Weights folder, then the Hub)")
     group.add_argument("--prompt", default="", help="what the frames show (optional)")
     group.add_argument("--negative-prompt", default="")
     group.add_argument("--seed", type=values.argument("seed", "--seed"), default=0,
@@ -49,7 +51,7 @@ def generative_params(args: argparse.Namespace, ctx: TaskContext) -> dict:
     if chosen and ctx.device.type != "cuda":
         print(f"warning: the generative model runs on {ctx.device}: expect minutes per frame at full size",
               file=sys.stderr, flush=True)
-    return {"model_dir": args.model_dir, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
+    return {"model_dir": args.model_dir, "generative_model": args.generative_model, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
             "seed": args.seed, "steps": args.steps, "guidance": args.guidance, "low_vram": args.low_vram,
             "allow_cpu": chosen}  # Auto uses it on a GPU only
 
