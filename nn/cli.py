@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 
+from . import values
 from .worker import TaskContext, error_message, steady_heap
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "frameweaver", "hub")
@@ -27,11 +29,16 @@ def add_generative_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("generative model")
     group.add_argument("--model-dir", default="", help="a local Wan2.1 VACE pipeline folder (diffusers' "
                                                        "save_pretrained layout), instead of the Hub's")
+    group.add_argument("--generative-model", default="wan2.1-vace-1.3b", choices=["wan2.1-vace-1.3b", "wan2.1-vace-14b"],
+                       help="which model's weights to use without --model-dir (Local Weights folder, then the Hub)")
     group.add_argument("--prompt", default="", help="what the frames show (optional)")
     group.add_argument("--negative-prompt", default="")
-    group.add_argument("--seed", type=int, default=0, help="the same seed gives the same frames")
-    group.add_argument("--steps", type=int, default=30, help="denoising steps")
-    group.add_argument("--guidance", type=float, default=5.0, help="how closely to follow the prompt")
+    group.add_argument("--seed", type=values.argument("seed", "--seed"), default=0,
+                       help="the same seed gives the same frames")
+    group.add_argument("--steps", type=values.argument("denoising_steps", "--steps"), default=30,
+                       help="denoising steps")
+    group.add_argument("--guidance", type=values.argument("guidance", "--guidance"), default=5.0,
+                       help="how closely to follow the prompt")
     group.add_argument("--low-vram", action="store_true", help="CPU offload and tiled decoding, for small GPUs")
 
 
@@ -43,7 +50,7 @@ def generative_params(args: argparse.Namespace, ctx: TaskContext) -> dict:
     if chosen and ctx.device.type != "cuda":
         print(f"warning: the generative model runs on {ctx.device}: expect minutes per frame at full size",
               file=sys.stderr, flush=True)
-    return {"model_dir": args.model_dir, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
+    return {"model_dir": args.model_dir, "generative_model": args.generative_model, "prompt": args.prompt, "negative_prompt": args.negative_prompt,
             "seed": args.seed, "steps": args.steps, "guidance": args.guidance, "low_vram": args.low_vram,
             "allow_cpu": chosen}  # Auto uses it on a GPU only
 
@@ -88,6 +95,22 @@ def hub_settings(args: argparse.Namespace) -> dict:
     """Absolute paths: with --ray, the tasks run in other processes, maybe on other machines."""
     return {"cache_dir": os.path.abspath(args.cache_dir), "local_dir": args.weights_dir and os.path.abspath(args.weights_dir),
             "online": not args.offline}
+
+
+@contextmanager
+def output_folder(path: str, option: str = "--out"):
+    """The folder a command writes to, made if missing; if the command then fails, a folder it made and left
+    empty is removed again (nothing of a failed run stays behind). A file of that name is refused by name."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a file; give a folder for the outputs")
+    made = not os.path.lexists(path)
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if made and not os.listdir(path):
+            os.rmdir(path)
+        raise
 
 
 class CommandContext(TaskContext):

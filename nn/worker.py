@@ -40,6 +40,9 @@ OUT_OF_MEMORY = (
     "the one that ran out, or close other programs."
 )
 HEARTBEAT_SECONDS = 5.0  # Blender's side stops a worker it has not heard from for a while (operators/jobs.py)
+# The finished task's outputs and info go to this file beside the spec, never into a protocol line: a
+# 100,000-frame job names megabytes of paths, and Blender's reader drops any line over 1 MiB.
+RESULT_NAME = "result.json"
 
 # Frame-sized buffers (a 1080p RGB float picture is 25 MB) fall under glibc's self-raising mmap
 # threshold (up to 32 MB), so freed ones stay in its arenas and fragment them: a 1080p x2 retime's
@@ -131,10 +134,12 @@ def main(spec_path: str, chunk: tuple[int, int] | None = None) -> int:
         if chunk:
             chunks.frame_count(spec["task"], spec["params"])  # refuses a task that cannot be split
         outputs, info = task.run(spec["params"], TaskContext(device, use_half(device, spec.get("half", False))))
+        result = json.dumps({"outputs": outputs, "info": info}).encode()
+        files.write_new(os.path.join(os.path.dirname(os.path.abspath(spec_path)), RESULT_NAME), result, replace=True)
     except Exception as error:
         emit("error", message=error_message(error, device), traceback=traceback.format_exc())
         return 1
-    emit("done", outputs=outputs, info=info)
+    emit("done", count=len(outputs))
     return 0
 
 

@@ -14,10 +14,10 @@ class SEQUENCER_OT_frameweaver_animate_loop(JobModalMixin, loop.LoopMotionProper
                       "as one seamlessly looping strip")
     bl_options = {"REGISTER", "UNDO"}
 
-    frames: bpy.props.IntProperty(name="Duration", default=120, min=2, max=10000, description="Frames in the loop")
-    dusk: bpy.props.FloatProperty(name="Light Change", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+    frames: bpy.props.IntProperty(name="Duration", default=120, soft_min=2, soft_max=10000, description="Frames in the loop")
+    dusk: bpy.props.FloatProperty(name="Light Change", default=0.0, soft_min=0.0, soft_max=1.0, subtype="FACTOR",
                                   description="How far the light shifts towards the colour mid-loop, then back")
-    dusk_colour: bpy.props.FloatVectorProperty(name="Light Colour", subtype="COLOR", size=3, min=0.0, max=1.0,
+    dusk_colour: bpy.props.FloatVectorProperty(name="Light Colour", subtype="COLOR", size=3, soft_min=0.0, soft_max=1.0,
                                                default=(1.0, 0.55, 0.3))
     light_reference: bpy.props.StringProperty(name="Light Reference",
                                               description="Optional image strip whose colours the light moves towards")

@@ -16,7 +16,7 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, GenerativeProp
     model: bpy.props.EnumProperty(name="Model", items=inbetween.MODELS, default="auto")
     mode: bpy.props.EnumProperty(name="Frames", items=inbetween.FRAME_MODES, default="GAPS")
     count: bpy.props.IntProperty(name="Inbetweens", description="Frames between each pair of keyframes",
-                                 default=3, min=1, max=255)
+                                 default=3, soft_min=1, soft_max=255)
     fit_sizes: bpy.props.BoolProperty(name="Fit to First Keyframe",
                                       description="Resize keyframes of another size to the first one's size")
     flow_scale: bpy.props.EnumProperty(name="Flow Scale", items=inbetween.FLOW_SCALES, default="0",
@@ -26,7 +26,7 @@ class SEQUENCER_OT_frameweaver_generate_inbetweens(JobModalMixin, GenerativeProp
                                                      "motion, twice the time")
     cuts: bpy.props.EnumProperty(name="Scene Cuts", items=inbetween.CUT_MODES, default="HOLD")
     retime_rate: bpy.props.EnumProperty(name="Rate", items=inbetween.RETIME_RATES, default="2")
-    target_fps: bpy.props.FloatProperty(name="Target FPS", default=60.0, min=1.0, max=1000.0,
+    target_fps: bpy.props.FloatProperty(name="Target FPS", default=60.0, soft_min=1.0, soft_max=1000.0,
                                         description="Frame rate the retimed strip is made for")
     dedupe: bpy.props.BoolProperty(name="Skip Repeated Frames", default=True,
                                    description="Time motion over frames that repeat (animation on twos, "

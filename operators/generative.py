@@ -15,10 +15,10 @@ class GenerativeProperties:
     """Per-job options of the generative model, shared by Generate Inbetweens and Animate Loop."""
 
     prompt: bpy.props.StringProperty(name="Prompt", description="Optional: what the frames show")
-    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, description="The same seed gives the same frames")
-    steps: bpy.props.IntProperty(name="Steps", default=30, min=1, max=200,
+    seed: bpy.props.IntProperty(name="Seed", default=0, soft_min=0, description="The same seed gives the same frames")
+    steps: bpy.props.IntProperty(name="Steps", default=30, soft_min=1, soft_max=200,
                                  description="Denoising steps: more is slower and usually cleaner")
-    guidance: bpy.props.FloatProperty(name="Guidance", default=5.0, min=0.0, max=30.0,
+    guidance: bpy.props.FloatProperty(name="Guidance", default=5.0, soft_min=0.0, soft_max=30.0,
                                       description="How closely the frames follow the prompt")
 
     def generative_options(self) -> dict:

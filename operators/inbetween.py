@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import compat, generative, guides, job_runner, strip_io
+from ..nn import values
 from .loop import image_size
 from .timing import curve_points, gap_timings, retime_frames
 
@@ -177,6 +178,12 @@ def prepare(scene, *, model: str = "auto", mode: str = "GAPS", count: int = 3, f
     ``steps`` and ``guidance`` are the generative model's. ``farm`` runs the job's chunks on the Ray cluster
     set in the preferences (the output folder must be one every node sees).
     """
+    values.check("count", count)
+    values.check("target_fps", target_fps)
+    values.check_flow_scale(flow_scale)
+    values.check_generative(seed, steps, guidance)
+    if timing_curve is not None and not hasattr(timing_curve, "nodes"):  # points; a node group is sampled
+        values.check_curve_points(timing_curve)
     job_runner.refuse_if_busy(scene)
     if mode == "RETIME" and model == "generative":
         raise strip_io.StripInputError("The generative model makes frames between keyframes; to retime a clip, use "
@@ -189,6 +196,9 @@ def prepare(scene, *, model: str = "auto", mode: str = "GAPS", count: int = 3, f
         inputs = sorted(strips if strips is not None else keyframe_strips(scene), key=compat.left_handle)
         if len(inputs) < 2:
             raise strip_io.StripInputError("Select at least two image strips as keyframes")
+        pointers = [s.as_pointer() for s in inputs]
+        if twice := next((s for s, p in zip(inputs, pointers) if pointers.count(p) > 1), None):
+            raise strip_io.StripInputError(f"'{twice.name}' is given more than once; give each keyframe strip once")
         title = f"Inbetweens {inputs[0].name}–{inputs[-1].name}"
     root, temporary = strip_io.output_root(output_dir)
     folder = strip_io.new_job_folder(root, title.replace("–", "_"))

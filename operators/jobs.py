@@ -7,12 +7,14 @@ killing the worker frees its GPU memory.
 
 Protocol (one JSON object per stdout line of ``python -m nn.worker SPEC``):
 ``start`` {device, torch}, ``progress`` {fraction, message, preview?},
-``heartbeat`` {} (every few seconds, from a thread of the worker), ``done`` {outputs, info},
-``error`` {message, traceback}. A message may share its line with other output; anything
-else on stdout is ignored.
+``heartbeat`` {} (every few seconds, from a thread of the worker), ``done`` {count},
+``error`` {message, traceback}. ``done``'s outputs (``count`` paths) and info are in the file
+``result.json`` beside the spec, so no line grows with the job's length. A message may share its
+line with other output; anything else on stdout is ignored.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -26,7 +28,7 @@ import time
 from dataclasses import dataclass
 
 from ..nn import files
-from ..nn.worker import OUT_OF_MEMORY
+from ..nn.worker import OUT_OF_MEMORY, RESULT_NAME
 
 EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -181,6 +183,19 @@ class WorkerStartError(RuntimeError):
     """The worker process could not be started (a bad Worker Python, no space for its scratch)."""
 
 
+def start_error(error: OSError, python: str) -> WorkerStartError:
+    """Why a worker could not start: a full disk under the system temp folder (its scratch), else the Python."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        temp = tempfile.gettempdir()
+        free = files.free_bytes(temp)
+        return WorkerStartError(
+            f"The disk is full: the job's scratch files cannot be written in the system temp folder {temp} "
+            f"({files.size_text(free or 0)} free). Free some space on that disk, or start Blender with TMPDIR set "
+            "to a folder on another disk")
+    return WorkerStartError(f"Cannot start the worker with {python}: {error.strerror or error}. "
+                            "Check Worker Python in Preferences > Add-ons > Frameweaver")
+
+
 class Job:
     """One run of a worker task, from start to done, error or cancel."""
 
@@ -201,7 +216,10 @@ class Job:
         self.info: dict = {}
         self.error: str | None = None
         self.traceback: str | None = None
-        self._scratch = tempfile.mkdtemp(prefix="frameweaver-job-")
+        try:
+            self._scratch = tempfile.mkdtemp(prefix="frameweaver-job-")
+        except OSError as error:
+            raise start_error(error, runtime.python) from error
         try:
             spec_path = os.path.join(self._scratch, "spec.json")
             with open(spec_path, "w", encoding="utf-8") as f:
@@ -214,8 +232,7 @@ class Job:
             )
         except OSError as error:  # a bad Worker Python, or no space for the spec: nothing may stay behind
             shutil.rmtree(self._scratch, ignore_errors=True)
-            raise WorkerStartError(f"Cannot start the worker with {runtime.python}: {error.strerror or error}. "
-                                   "Check Worker Python in Preferences > Add-ons > Frameweaver") from error
+            raise start_error(error, runtime.python) from error
         self._heard_at = self._progressed_at = time.monotonic()
         _live_jobs.add(self)
 
@@ -293,16 +310,29 @@ class Job:
             self.fraction, self.message = min(max(fraction, 0.0), 1.0), message
             self.preview = preview or self.preview
         elif kind == "done":
-            outputs, info = event.get("outputs", []), event.get("info", {})
-            if not isinstance(outputs, list) or not all(isinstance(p, str) for p in outputs):
-                raise TypeError("outputs must be a list of paths")
-            if not isinstance(info, dict):
-                raise TypeError("info must be an object")
-            self.outputs, self.info = outputs, info
+            self.outputs, self.info = self._result(event.get("count"))
             self.fraction, self.message, self.state = 1.0, "Done", self.DONE
         elif kind == "error":
             traceback = event.get("traceback")
             self._fail(str(event.get("message", "Unknown error")), traceback if isinstance(traceback, str) else None)
+
+    def _result(self, count) -> tuple[list[str], dict]:
+        """The outputs and info the worker wrote to its result file; ``count`` is how many outputs it says."""
+        if not isinstance(count, int):
+            raise TypeError("count must be a whole number")
+        try:
+            with open(os.path.join(self._scratch, RESULT_NAME), "rb") as f:
+                result = json.loads(f.read())
+        except OSError as error:
+            raise ValueError(f"its result file cannot be read: {error.strerror or error}") from error
+        outputs, info = result.get("outputs"), result.get("info")
+        if not isinstance(outputs, list) or not all(isinstance(p, str) for p in outputs):
+            raise TypeError("outputs must be a list of paths")
+        if not isinstance(info, dict):
+            raise TypeError("info must be an object")
+        if len(outputs) != count:
+            raise ValueError(f"it names {count} outputs but its result file holds {len(outputs)}")
+        return outputs, info
 
     def _check_timeouts(self) -> None:
         now, runtime = time.monotonic(), self.runtime

@@ -15,6 +15,7 @@ import os
 import bpy
 
 from . import compat, generative, job_runner, mask_space, strip_io
+from ..nn import values
 
 MOTION_SOURCES = [
     ("HINTS", "Hints", "Motion drawn as open splines in the Mask, spread over the region that may move"),
@@ -28,7 +29,7 @@ WORKER_MOTION = {"HINTS": "hints", "LEARNED": "learned", "GENERATIVE": "generati
 class LoopMotionProperties:
     """What both Animate Loop and Preview Motion need to make the motion field."""
 
-    speed: bpy.props.FloatProperty(name="Speed", default=1.0, min=0.01, max=100.0,
+    speed: bpy.props.FloatProperty(name="Speed", default=1.0, soft_min=0.01, soft_max=100.0,
                                    description="Pixels per frame where the strokes are drawn (Learned: on average)")
     mask: bpy.props.StringProperty(name="Motion Mask", description="Mask datablock: open splines are motion "
                                    "strokes (first point to last), closed splines outline what may move")
@@ -148,6 +149,11 @@ def prepare(scene, *, frames: int = 120, speed: float = 1.0, mask_strip: str = "
     "GENERATIVE" has the generative model make the region's frames (``prompt``, ``seed``, ``steps``, ``guidance``).
     ``farm`` renders the frames as chunks on the Ray cluster set in the preferences.
     """
+    values.check("frames", frames)
+    values.check("speed", speed)
+    values.check("dusk", dusk)
+    values.check_colour(dusk_colour)
+    values.check_generative(seed, steps, guidance)
     job_runner.refuse_if_busy(scene)
     if farm and (layers or motion_only or motion_source == "GENERATIVE"):
         raise strip_io.StripInputError("Run on Farm renders a loop's frames from its motion; the motion preview, "
@@ -226,6 +232,7 @@ def prepare_training(scene, *, clips: str, steps: int = 2000, output_dir: str = 
     The model is written to a fresh job folder, never over a file; once done, the scene's Loop
     settings switch to *Learned* motion with that model.
     """
+    values.check("steps", steps)
     job_runner.refuse_if_busy(scene)
     folder_in = bpy.path.abspath(clips) if clips else ""
     if not folder_in or not os.path.isdir(folder_in):

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from . import compat, job_runner, strip_io
+from ..nn import values
 
 STOP_FILE = "stop-training"  # created in the job folder by "Stop & Propagate"
 MODEL_FILE = "style_model.safetensors"
@@ -73,6 +74,7 @@ def prepare(scene, *, footage: str = "", mask: str = "", seconds: float = 120.0,
     ``farm`` applies a trained model (``model_file``, no ``resume``) as chunks on the Ray cluster set in
     the preferences; training runs on one machine.
     """
+    values.check("seconds", seconds)
     job_runner.refuse_if_busy(scene)
     if farm and (not model_file or resume):
         raise strip_io.StripInputError("Run on Farm applies a trained model: train here first (Train & Propagate), "

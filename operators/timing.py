@@ -11,6 +11,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Callable
 
+from ..nn import values
+
 TIMINGS = [
     ("EVEN", "Even", "Even spacing: the motion runs at one speed through the gap"),
     ("EASE_IN", "Ease In", "Starts slowly out of the first key and speeds up: spacing close near the first key"),
@@ -41,16 +43,13 @@ def custom_curve(points) -> Callable[[float], float]:
     Refuses points out of order, values outside 0..1 and a curve that runs backwards: that would
     move the inbetweens back towards the first key, which no spacing chart means.
     """
-    points = [(float(x), float(y)) for x, y in points]
+    points = values.check_curve_points(points)
     if len(points) < 2:
         raise TimingError("A custom timing curve needs at least two (x, y) points, e.g. [(0, 0), (1, 1)]")
     xs, ys = [x for x, _ in points], [y for _, y in points]
     if any(b <= a for a, b in zip(xs, xs[1:])):
         raise TimingError("The custom timing curve's points must be in order of x (time through the gap), "
                           "each x larger than the one before")
-    if min(xs) < 0 or max(xs) > 1 or min(ys) < 0 or max(ys) > 1:
-        raise TimingError("The custom timing curve must stay within 0..1 on both axes: x is the time through the "
-                          "gap, y the part of the motion done (0 at the first key, 1 at the next)")
     highest = 0
     for index in range(1, len(ys)):
         if ys[index] < ys[highest] - LEVEL_TOLERANCE:

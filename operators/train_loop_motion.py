@@ -14,7 +14,7 @@ class SEQUENCER_OT_frameweaver_train_loop_motion(JobModalMixin, bpy.types.Operat
 
     clips: bpy.props.StringProperty(name="Clips", subtype="DIR_PATH",
                                     description="Folder with one sub-folder of image frames per clip")
-    steps: bpy.props.IntProperty(name="Training Steps", default=2000, min=1, max=1_000_000)
+    steps: bpy.props.IntProperty(name="Training Steps", default=2000, soft_min=1, soft_max=1_000_000)
 
     def prepare(self, context):
         return loop.prepare_training(compat.sequencer_scene(context), clips=self.clips, steps=self.steps,

@@ -14,7 +14,7 @@ class SEQUENCER_OT_frameweaver_train_propagate(JobModalMixin, bpy.types.Operator
 
     footage: bpy.props.StringProperty(name="Footage", description="Image-sequence or movie strip (empty: active)")
     mask: bpy.props.StringProperty(name="Mask", description="Optional mask strip: stylize only inside it")
-    seconds: bpy.props.FloatProperty(name="Training Time", default=120.0, min=1.0, max=36000.0, unit="TIME_ABSOLUTE",
+    seconds: bpy.props.FloatProperty(name="Training Time", default=120.0, soft_min=1.0, soft_max=36000.0, unit="TIME_ABSOLUTE",
                                      description="Seconds of training before propagating (Stop ends it sooner)")
     model_file: bpy.props.StringProperty(name="Trained Model", subtype="FILE_PATH",
                                          description="Use this trained model instead of training from scratch")

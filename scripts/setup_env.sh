@@ -9,7 +9,7 @@ PYTHON="${PYTHON:-python3.11}"  # the bpy 4.2-5.0 wheels are built for Python 3.
 # torch is pinned: CI machines find this CPU wheel on local disk; an unpinned torch pulls GBs of CUDA packages.
 # ray[default] runs farm jobs (nn/farm): the tests start a real two-node cluster on 127.0.0.1.
 PACKAGES=("bpy==${BPY_VERSION}" "torch==2.13.0" "safetensors>=0.4" "huggingface-hub>=0.24" "pytest>=8"
-          "ray[default]==2.60.0")
+          "hypothesis>=6.150" "ray[default]==2.60.0")  # hypothesis: the fuzz tests of every public number (tests/test_fuzz.py)
 # The generative model (nn/generate): pinned, as README says why ("Packages").
 GENERATIVE=("diffusers==0.42.1" "transformers==5.25.0" "tokenizers==0.23.3" "sentencepiece==0.2.3" "ftfy==6.3.1"
             "accelerate==1.16.0")
@@ -20,7 +20,7 @@ NO_DEPS=(); case "$BPY_VERSION" in 4.*) NO_DEPS=("OpenImageIO>=2.5") ;; esac
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import bpy, torch, safetensors, huggingface_hub, pytest, sys; import nn.imageio; \
+if ! "$VENV/bin/python" -c "import bpy, torch, safetensors, huggingface_hub, pytest, hypothesis, sys; import nn.imageio; \
     import diffusers, transformers, tokenizers, sentencepiece, ftfy, accelerate, ray; \
     sys.exit(bpy.app.version_string != '${BPY_VERSION}' or ray.__version__ != '2.60.0')" 2>/dev/null; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PACKAGES[@]}" "${GENERATIVE[@]}"

@@ -122,6 +122,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 SKIPPED: dict[str, list[str]] = {}  # reason -> test ids
+FUZZ_CASES: dict[str, int] = {}  # surface -> cases the fuzz tests ran (tests/test_fuzz.py)
+FUZZ_KINDS: set[tuple[str, str]] = set()  # (surface, kind of bad value) refused with the message, nothing changed
 
 
 def pytest_runtest_logreport(report):
@@ -140,6 +142,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if FUZZ_CASES:
+        cases = {surface: n for surface, n in FUZZ_CASES.items() if surface != "taken"}
+        terminalreporter.write_line(f"Fuzz cases: {sum(cases.values())} on {len(cases)} surfaces "
+                                    f"({FUZZ_CASES.get('taken', 0)} valid values that started a job; "
+                                    f"{len(FUZZ_KINDS)} kinds of bad value refused, surface by surface)")
     counts = "; ".join(f"{reason}: {len(ids)}" for reason, ids in SKIPPED.items()) or "none"
     terminalreporter.write_line(f"Skipped: {sum(map(len, SKIPPED.values()))} ({counts})")
     for reason, ids in unexpected_skips().items():

@@ -55,6 +55,26 @@ def corrupt_key_file(scene, tmp_path):
     (tmp_path / "key_01.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not the rest of a PNG")
 
 
+def exr_key_holding(*values):
+    """Two EXR keyframes, the second holding ``values`` (NaN, inf) in its first pixels."""
+    def setup(scene, tmp_path):
+        paths = write_keyframes(str(tmp_path), fmt=ImageFormat(".exr", "float", 4))
+        pixels = gradient_image(48, 64)
+        pixels.reshape(-1)[: len(values)] = values
+        os.unlink(paths[1])
+        write_image(paths[1], pixels, ImageFormat(".exr", "float", 4))
+        add_key_strips(scene, paths, starts=[1, 5])
+    return setup
+
+
+def exr_footage_holding_nan(scene, tmp_path):
+    strip = shot_with_key(scene, tmp_path)
+    pixels = gradient_image(48, 64, channels=3)
+    pixels[5, 5, 1] = np.nan
+    write_image(str(tmp_path / "shot" / "shot_0002.exr"), pixels, ImageFormat(".exr", "half", 3))
+    strip.elements[2].filename = "shot_0002.exr"
+
+
 def keys_of_two_sizes(scene, tmp_path):
     first = write_keyframes(str(tmp_path), count=1)
     write_image(str(tmp_path / "small.png"), gradient_image(40, 50), ImageFormat(".png", "uint8", 4))
@@ -102,6 +122,27 @@ def style_model_of_another_kind(scene, tmp_path):
     save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"kind": "something-else"})
 
 
+def motion_model_holding_nan(scene, tmp_path):
+    import torch
+    from nn.loop.motion_net import MotionPredictor, save_predictor
+    still_and_mask(scene, tmp_path)
+    model = MotionPredictor(working_side=64)
+    with torch.no_grad():
+        model.exit.bias[0] = float("nan")
+    save_predictor(model, str(tmp_path / "nan_motion.safetensors"))
+
+
+def style_model_holding_inf(scene, tmp_path):
+    import torch
+    from nn.stylize.train import StyleConfig, save_model
+    shot_with_key(scene, tmp_path)
+    config = StyleConfig(guides=())
+    generator = config.generator()
+    with torch.no_grad():
+        next(generator.parameters()).view(-1)[:2] = float("inf")
+    save_model(str(tmp_path / "inf_look.safetensors"), generator, config, steps=1)
+
+
 def still_and_mask(scene, tmp_path):
     still(scene, str(tmp_path))
     motion_mask()
@@ -127,6 +168,10 @@ CASES = {
                               "Select at least two image strips as keyframes"),
     "keyframe file missing": (missing_key_file, inbetweens(), r"The image of 'key_01.png' is missing"),
     "keyframe file corrupt": (corrupt_key_file, inbetweens(), r"failed: Cannot read image .*key_01.png"),
+    "EXR keyframe holding NaN": (exr_key_holding(np.nan, np.nan, np.nan), inbetweens(),
+                                 r"failed: .*key_01.exr holds 3 non-finite pixel values \(NaN or infinite\)"),
+    "EXR keyframe holding infinity": (exr_key_holding(np.inf, -np.inf), inbetweens(),
+                                      r"failed: .*key_01.exr holds 2 non-finite pixel values"),
     "keyframes touch": (lambda s, t: keys(s, t, starts=(1, 2)), inbetweens(), "No empty frames between"),
     "keyframes of two sizes": (keys_of_two_sizes, inbetweens(), "is 50x40 but the first is 64x48"),
     "no free channel": (lambda s, t: keys(s, t, channel=128), inbetweens(), "No free channel above"),
@@ -147,6 +192,10 @@ CASES = {
     "style model of another kind": (style_model_of_another_kind,
                                     lambda fw, s: fw.stylize_clip(s, footage="shot", model_file=str(
                                         bpy.path.abspath("//other.safetensors"))), r"failed: .*other.safetensors.* not a Frameweaver style model"),
+    "footage frame holding NaN": (exr_footage_holding_nan, style(), r"failed: .*shot_0002.exr holds 1 non-finite"),
+    "style model holding infinity": (style_model_holding_inf, lambda fw, s: fw.stylize_clip(
+        s, footage="shot", model_file=bpy.path.abspath("//inf_look.safetensors")),
+        r"failed: Refused to use .*inf_look.safetensors: 2 of its values are not finite"),
     "style mask that does not exist": (shot_with_key, style(mask="nope"), "No mask strip named 'nope'"),
     "footage that does not exist": (shot_with_key, style(footage="nope"), "No strip named 'nope'"),
     "footage that is a single image": (shot_with_key, style(footage="paint"), "'paint' is not footage"),
@@ -159,11 +208,37 @@ CASES = {
                           "Select the one image strip to animate"),
     "motion model missing": (still_and_mask, animate(motion_source="LEARNED", motion_model="/no/model.safetensors"),
                              r"The motion model /no/model.safetensors does not exist"),
+    "motion model holding NaN": (motion_model_holding_nan, lambda fw, s: fw.loop_still(
+        s, mask=bpy.data.masks["waves"], motion_source="LEARNED", motion_model=bpy.path.abspath("//nan_motion.safetensors")),
+        r"failed: Cannot load the motion model: Refused to use .*nan_motion.safetensors: 1 of its values are not "
+        r"finite \(NaN or infinite\)$"),
     "mask strip that does not exist": (still_and_mask, animate(mask_strip="nope"),
                                        "The motion mask 'nope' must be an image strip"),
     "one-frame loop": (still_and_mask, lambda fw, s: fw.loop_still(s, mask=bpy.data.masks["waves"], frames=1),
-                       "A loop needs at least 2 frames"),
+                       "frames must be a whole number from 2 to 100000, got 1"),
     "still under 32 pixels": (tiny_still, animate(), "is 16x16; a loop needs at least 32 pixels on each side"),
+    # Numbers (nn/values.py): the audit's own examples, through the scripting API
+    "count 0": (keys, inbetweens(mode="COUNT", count=0), r"^count must be a whole number from 1 to 100000, got 0$"),
+    "count -3": (keys, inbetweens(mode="COUNT", count=-3), r"^count must be a whole number from 1 to 100000, got -3$"),
+    "target fps NaN": (lambda s, t: add_sequence(s, write_clip(str(t / "clip"), moving(3))),
+                       retime(retime_rate="FPS", target_fps=float("nan")),
+                       r"^target_fps must be a finite number from 1 to 1000, got nan$"),
+    "timing curve with a NaN point": (keys, inbetweens(timing="CUSTOM", timing_curve=[(0, 0), (0.5, float("nan")),
+                                                                                      (1, 1)]),
+                                      r"^timing_curve must be \(x, y\) points, each a finite number from 0 to 1, "
+                                      r"got \(0.5, nan\)$"),
+    "loop speed NaN": (still_and_mask, lambda fw, s: fw.loop_still(s, mask=bpy.data.masks["waves"],
+                                                                    speed=float("nan")),
+                       r"^speed must be a finite number from 0.01 to 100, got nan$"),
+    "loop speed 0": (still_and_mask, lambda fw, s: fw.loop_still(s, mask=bpy.data.masks["waves"], speed=0),
+                     r"^speed must be a finite number from 0.01 to 100, got 0$"),
+    "loop speed -3": (still_and_mask, animate(speed=-3.0), r"speed must be a finite number from 0.01 to 100, got -3.0"),
+    "style seconds 0": (shot_with_key, style(seconds=0), r"^seconds must be a finite number above 0 and at most "
+                                                         r"36000, got 0$"),
+    "style seconds -5": (shot_with_key, style(seconds=-5), r"^seconds must be a finite number above 0 and at most "
+                                                           r"36000, got -5$"),
+    "style seconds NaN": (shot_with_key, style(seconds=float("nan")), r"^seconds must be a finite number above 0 and "
+                                                                      r"at most 36000, got nan$"),
     # The worker
     "PyTorch missing": (no_pytorch, inbetweens(), "PyTorch is not installed for the Python that runs the worker"),
 }
@@ -184,8 +259,8 @@ def test_bad_input_is_refused_and_changes_nothing(fw, scene, tmp_path, case, res
     assert bpy.context.scene == scene  # Blender goes on
 
 
-def test_there_are_at_least_25_kinds():
-    assert len(CASES) >= 25
+def test_there_are_at_least_40_kinds():
+    assert len(CASES) >= 40
 
 
 def test_a_labelme_file_given_as_hints_says_what_hints_expects(tmp_path):

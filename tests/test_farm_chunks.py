@@ -18,7 +18,7 @@ from nn.farm import chunks
 from nn.imageio import ImageFormat, write_image
 from nn.inbetween import task as inbetween
 from nn.loop import task as loop
-from nn.worker import TaskContext
+from nn.worker import RESULT_NAME, TaskContext
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = TaskContext(torch.device("cpu"), False)
@@ -88,7 +88,8 @@ def test_retime_chunks_from_the_worker_command_equal_one_run_bit_for_bit(tmp_pat
         assert done.returncode == 0, done.stderr
         end = events(done)[-1]
         assert end["event"] == "done", end
-        written += end["outputs"]
+        with open(tmp_path / RESULT_NAME, encoding="utf-8") as f:  # the worker's result, beside its spec
+            written += json.load(f)["outputs"]
     assert [os.path.basename(p) for p in written] == [os.path.basename(p) for p in outputs]
     assert file_bytes(split["output_dir"]) == file_bytes(whole["output_dir"])
 

@@ -82,10 +82,18 @@ def test_full_disk_on_the_command_line_is_one_line_and_leaves_no_broken_file(tmp
 def fake_python(tmp_path, body: str) -> str:
     """An executable 'Python' that runs ``body`` (real Python, with sys.argv as the worker's) instead."""
     path = tmp_path / "fake_python"
-    path.write_text(f"#!{sys.executable}\nimport json, os, subprocess, sys, time\n" + textwrap.dedent(body))
+    path.write_text(f"#!{sys.executable}\nimport json, os, subprocess, sys, time\n" + FAKE_DONE + textwrap.dedent(body))
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return str(path)
 
+
+FAKE_DONE = textwrap.dedent('''
+    def done(outputs=(), info=None, count=None):
+        """The worker's 'done' line, its outputs and info written where the worker writes them."""
+        with open(os.path.join(os.path.dirname(sys.argv[-1]), "result.json"), "w") as result:
+            json.dump({"outputs": list(outputs), "info": {} if info is None else info}, result)
+        return json.dumps({"event": "done", "count": len(outputs) if count is None else count})
+    ''')
 
 EXEC_REAL_WORKER = f"os.execv({sys.executable!r}, [{sys.executable!r}] + sys.argv[1:])\n"
 
@@ -134,7 +142,7 @@ def job_with(tmp_path, body, **runtime):
 
 def test_unterminated_print_just_before_done_keeps_the_success(tmp_path):
     job = job_with(tmp_path, """
-        sys.stdout.write('a library print without newline' + json.dumps({"event": "done", "outputs": [], "info": {}}))
+        sys.stdout.write('a library print without newline' + done())
         """)
     job.run_to_end()
     assert job.state == jobs.Job.DONE, job.error
@@ -144,7 +152,7 @@ def test_bad_field_types_fail_the_job_without_raising_out_of_poll(tmp_path):
     job = job_with(tmp_path, """
         print(json.dumps({"event": "progress", "fraction": "lots", "message": {"not": "text"}}))
         print(json.dumps({"event": "progress", "fraction": 0.5, "message": "half", "preview": 7}))
-        print(json.dumps({"event": "done", "outputs": "not a list", "info": []}), flush=True)
+        print(done(count="five"), flush=True)
         time.sleep(30)
         """)
     scratch = job._scratch
@@ -190,7 +198,7 @@ def grandchild_body(pid_file, then: str) -> str:
 def test_a_grandchild_holding_stdout_does_not_keep_the_job_running(tmp_path):
     pid_file = tmp_path / "grandchild.pid"
     job = job_with(tmp_path, grandchild_body(pid_file,
-        'print(json.dumps({"event": "done", "outputs": [], "info": {}}), flush=True); os._exit(0)'))
+        'print(done(), flush=True); os._exit(0)'))
     began = time.monotonic()
     job.run_to_end()
     assert job.state == jobs.Job.DONE and time.monotonic() - began < 15
@@ -431,7 +439,7 @@ def test_the_hub_token_reaches_the_worker_by_environment_and_never_a_file(tmp_pa
         spec = open(sys.argv[-1]).read()
         scratch = sorted(os.listdir(os.path.dirname(sys.argv[-1])))
         json.dump({{"spec": spec, "token": os.environ.get("HF_TOKEN"), "scratch": scratch}}, open({str(seen)!r}, "w"))
-        print(json.dumps({{"event": "done", "outputs": [], "info": {{}}}}))
+        print(done())
         """), online=True, token="hf_SECRET_for_test")
     hub = {"cache_dir": str(tmp_path / "cache"), "local_dir": str(tmp_path / "weights"), "online": True}
     job = jobs.Job("inbetween", {"hub": hub}, runtime, "Token").run_to_end()

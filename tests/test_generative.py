@@ -123,9 +123,9 @@ def test_a_prompt_longer_than_the_text_encoder_takes_is_cut_and_said(tmp_path, t
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--steps", "0", "Steps must be a whole number of at least 1 (got 0)"),
-    ("--guidance", "nan", "Guidance must be a finite number (got nan)"),
-    ("--guidance", "inf", "Guidance must be a finite number (got inf)"),
+    ("--steps", "0", "--steps must be a whole number from 1 to 1000, got 0"),  # the words of nn/values.py
+    ("--guidance", "nan", "--guidance must be a finite number from 0 to 30, got nan"),
+    ("--guidance", "inf", "--guidance must be a finite number from 0 to 30, got inf"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path, tiny_vace, option, value, message):
     keys = write_keyframes(str(tmp_path), count=2)
@@ -182,6 +182,9 @@ def test_missing_weights_offline_name_the_repository_its_size_and_where_to_put_i
     assert "Wan-AI/Wan2.1-VACE-1.3B-diffusers (about 18.0 GB, Apache-2.0" in line
     assert str(tmp_path / "weights" / "wan2.1-vace-1.3b") in line  # where to put it
     assert tree_state(tmp_path) == before  # and no network call (the guard)
+    done = guarded_command("nn.inbetween", *keys, "--model", "generative", "--generative-model", "wan2.1-vace-14b",
+                           "--offline", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "out")
+    assert "Wan-AI/Wan2.1-VACE-14B-diffusers (about 75.0 GB" in assert_one_line_failure(done, "error: Weights")
 
 
 def test_weights_from_the_hub_cache_are_checked_against_their_lfs_hash(tmp_path, tiny_vace):
@@ -340,38 +343,34 @@ def test_two_runs_of_moving_gaps_are_two_videos_from_one_loaded_model(tmp_path, 
 
 
 OUT_OF_MEMORY_RUN = """
-import json, resource, sys
+import resource, sys
 sys.path.insert(0, {root!r})
 import torch
-from nn.inbetween import task
-from nn.worker import TaskContext, TaskError
-params = json.loads({params!r})
-warm_up = dict(params, frames=params["frames"][:2] + params["frames"][-1:], output_dir=params["output_dir"] + "/warm")
-task.run(warm_up, TaskContext(torch.device("cpu"), False))  # every thread pool and library loaded
+from nn.generate.pipeline import Settings, load, prepare
+from nn.generate.video import KeyedVideo
+from nn.worker import TaskError
+device = torch.device("cpu")
+model = prepare(load({folder!r}, device), Settings(steps=1), device)
+keys = {{0: torch.rand(3, 256, 256), 80: torch.rand(3, 256, 256)}}
+KeyedVideo(model, {{0: keys[0][:, :64, :64], 4: keys[80][:, :64, :64]}}, 5).frame(2)  # every library warmed up
 with open("/proc/self/status") as status:
     size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
 resource.setrlimit(resource.RLIMIT_AS, (size + (48 << 20), resource.RLIM_INFINITY))  # 48 MB more, no more
 try:
-    task.run(params, TaskContext(torch.device("cpu"), False))
+    KeyedVideo(model, keys, 81).frame(40)
 except TaskError as error:
     print("MESSAGE", error)
 """
 
 
-def test_out_of_memory_while_generating_says_what_to_change(tmp_path, tiny_vace):
+def test_out_of_memory_while_generating_says_what_to_change(tiny_vace):
     """A real allocation failure: the process may grow by 48 MB, and 81 frames at 256x256 need more."""
-    import json
     import subprocess
     import sys
     from conftest import ROOT
 
-    keys = write_keyframes(str(tmp_path), count=2, size=(256, 256), fmt=ImageFormat(".png", "uint8", 3))
-    frames = [[0, 0, 0.0]] + [[0, 1, j / 80] for j in range(1, 80)] + [[1, 1, 0.0]]
-    (tmp_path / "out" / "warm").mkdir(parents=True)
-    params = {"keys": keys, "frames": frames, "model": "generative", "model_dir": tiny_vace, "steps": 1,
-              "allow_cpu": True, "hub": {}, "output_dir": str(tmp_path / "out"), "prefix": "f"}
-    environment = {**os.environ, "MALLOC_ARENA_MAX": "1", "OMP_NUM_THREADS": "1"}  # no arena of a new size to reserve
-    done = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY_RUN.format(root=str(ROOT), params=json.dumps(params))],
+    environment = {**os.environ, "MALLOC_ARENA_MAX": "1", "OMP_NUM_THREADS": "1"}  # no new arena to reserve
+    done = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY_RUN.format(root=str(ROOT), folder=tiny_vace)],
                           capture_output=True, text=True, timeout=300, env=environment)
     assert ("MESSAGE Out of memory generating 81 frames at 256x256 on cpu. Turn on Low VRAM in Preferences > "
             "Add-ons > Frameweaver, generate at a smaller size, or use the 1.3B model") in done.stdout, done.stderr[-2000:]

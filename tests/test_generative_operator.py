@@ -79,10 +79,10 @@ def strip_io_path(strip):
 def test_cancel_mid_denoising_stops_the_worker_and_removes_partial_frames(fw, scene, tmp_path, generative_prefs):
     add_key_strips(scene, write_keyframes(str(tmp_path), count=2, size=(96, 128)), starts=[1, 30])
     before = tree_state(tmp_path)
-    scene_job = fw.operators.inbetween.prepare(scene, model="generative", steps=100_000)  # hours on this model
+    scene_job = fw.operators.inbetween.prepare(scene, model="generative", steps=1000)  # the most nn/values.py allows
     job = scene_job.job
     assert wait_until(lambda: not job.poll() or "Generating: step" in job.message, 120), job.message
-    assert "of 100000" in job.message
+    assert "of 1000" in job.message
     assert "about" in job.message and "s left" in job.message  # the step, and an estimate of the time left
     job.cancel()
     with pytest.raises(RuntimeError, match="cancelled; nothing was changed"):

@@ -14,6 +14,24 @@ def addon_preferences(context):
     return addon.preferences if addon else None
 
 
+# The Hub token lives here, in memory, and never in the preferences' own storage: Blender writes that to
+# config/userpref.blend (it saves preferences by itself), and a token there would sit on disk in plain text.
+_session_token = ""
+
+
+def _get_token(_prefs) -> str:
+    return _session_token
+
+
+def _set_token(_prefs, value: str) -> None:
+    global _session_token
+    _session_token = value
+
+
+TOKEN_NOT_SAVED = ("Kept for this Blender session only, never saved with the preferences. To stay logged in, "
+                   "run 'hf auth login' or set HF_TOKEN: the worker uses the Hub's own login when this is empty")
+
+
 def extension_dir(name: str) -> str:
     """A folder in the user's extension data, which survives extension upgrades."""
     return bpy.utils.extension_path_user(ROOT_PACKAGE, path=name, create=True)
@@ -59,7 +77,8 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
         default=True,
     )
     hf_token: bpy.props.StringProperty(
-        name="Hugging Face Token", description="Only needed for gated or private repositories", subtype="PASSWORD",
+        name="Hugging Face Token", description=f"Only needed for gated or private repositories. {TOKEN_NOT_SAVED}",
+        subtype="PASSWORD", get=_get_token, set=_set_token,
     )
     generative_model: bpy.props.EnumProperty(
         name="Generative Model", items=GENERATIVE_MODELS, default=GENERATIVE_MODELS[0][0],
@@ -114,6 +133,8 @@ class FRAMEWEAVER_AddonPreferences(bpy.types.AddonPreferences):
         col.label(text=f"Default local folder: {os.path.join(extension_dir('weights'), '<model>', '<file>')}")
         col.prop(self, "use_pypi")
         col.prop(self, "hf_token")
+        col.label(text="The token is not saved: it is kept until Blender quits.", icon="LOCKED")
+        col.label(text="To stay logged in, run 'hf auth login' or set HF_TOKEN instead.")
 
         col = layout.column(heading="Generative")
         col.prop(self, "generative_model")

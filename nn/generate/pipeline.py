@@ -7,14 +7,13 @@ the Generative Model Folder preference), ``<Local Weights>/<name>/``, or a Hub s
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass
 
 import torch
 
-from .. import hub
+from .. import hub, values
 from ..worker import TaskError
 
 PIPELINE_CLASS = "WanVACEPipeline"
@@ -39,13 +38,7 @@ class Settings:
     max_pixels: int = 832 * 480  # generation size: the keys scaled down to this area (480p) at most
 
     def check(self) -> "Settings":
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise TaskError(f"Steps must be a whole number of at least 1 (got {self.steps!r})")
-        for name, value in (("Guidance", self.guidance), ("Seed", self.seed)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise TaskError(f"{name} must be a finite number (got {value!r})")
-        if self.guidance < 0:
-            raise TaskError(f"Guidance must be 0 or more (got {self.guidance!r})")
+        values.check_generative(self.seed, self.steps, self.guidance)  # the words of every surface
         if self.window < 5 or (self.window - 1) % 4:
             raise TaskError(f"A model window must be 4k+1 frames, at least 5 (got {self.window})")
         if not 1 <= self.overlap <= self.window - 4:

@@ -16,8 +16,9 @@ import argparse
 import os
 import sys
 
+from .. import hub, values
 from ..cli import (PrintPaths, add_farm_arguments, add_generative_arguments, add_runtime_arguments, generative_params,
-                   hub_settings, run_command, run_on_farm, task_context)
+                   hub_settings, output_folder, run_command, run_on_farm, task_context)
 from ..farm.chunks import ChunkRequestError, frame_count
 from ..imageio import read_image
 
@@ -28,9 +29,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m nn.inbetween", description=__doc__.split("\n\n")[0])
     parser.add_argument("keys", nargs="+", metavar="KEY", help="two or more keyframes, in order")
     timing = parser.add_mutually_exclusive_group()
-    timing.add_argument("--times", type=float, nargs="+", help="times strictly between 0 and 1 (two keys only; "
-                                                               "default 0.5)")
-    timing.add_argument("--count", type=int, help="evenly timed inbetweens per gap")
+    timing.add_argument("--times", type=values.argument("time", "--times"), nargs="+",
+                        help="times strictly between 0 and 1 (two keys only; default 0.5)")
+    timing.add_argument("--count", type=values.argument("count", "--count"), help="evenly timed inbetweens per gap")
     parser.add_argument("--model", default="auto", choices=MODELS,
                         help="auto: Key Motion, and the generative model where motion cannot explain a gap (when it "
                              "is installed and a GPU is present)")
@@ -50,14 +51,14 @@ def gap_times(args) -> list[list[float]]:
     if gaps < 1:
         sys.exit("Give at least two keyframes")
     if args.count is not None:
-        if args.count < 1:
-            sys.exit("--count must be at least 1")
         return [[j / (args.count + 1) for j in range(1, args.count + 1)]] * gaps
     if args.times is not None and gaps > 1:
         sys.exit("--times works with two keyframes; for more, use --count")
     times = args.times or [0.5]
-    if any(not 0.0 < t < 1.0 for t in times):
-        sys.exit("--times must lie strictly between 0 and 1")
+    names = [f"{t:.3f}" for t in times]  # each time is one file, named to 3 decimals
+    if same := next((t for t, name in zip(times, names) if names.count(name) > 1), None):
+        sys.exit(f"--times gives {names[times.index(same)]} more than once (to 3 decimals, the precision of the file "
+                 "names); give each time once")
     return [times]
 
 
@@ -88,18 +89,23 @@ def main(argv=None) -> int:
         if pixels.shape != first.shape:
             sys.exit(f"{os.path.basename(path)} differs from {os.path.basename(args.keys[0])} in size or channels: "
                      f"{pixels.shape} and {first.shape}")
+    if args.weights and args.model not in ("blend", "generative") and hub.published_as(args.weights) is None:
+        print(f"note: {args.weights} is not byte for byte a published checkpoint (its sha256 matches none pinned); "
+              "it is used as your own weights", file=sys.stderr)
     if args.ray:
         try:
             frame_count("inbetween", {"model": args.model, "frames": []})  # the generative model does not split
         except ChunkRequestError as error:
             sys.exit(f"error: {error}")
-        outputs, info = run_on_farm(args, "inbetween", job_params(args, times, generative_params(args, None)))
-        print("\n".join(outputs), flush=True)
-    else:
-        from . import task  # PyTorch: not needed by a farm job's driver
+    with output_folder(args.out):
+        if args.ray:
+            outputs, info = run_on_farm(args, "inbetween", job_params(args, times, generative_params(args, None)))
+            print("\n".join(outputs), flush=True)
+        else:
+            from . import task  # PyTorch: not needed by a farm job's driver
 
-        ctx = task_context(args, PrintPaths)
-        _, info = task.run(job_params(args, times, generative_params(args, ctx)), ctx)
+            ctx = task_context(args, PrintPaths)
+            _, info = task.run(job_params(args, times, generative_params(args, ctx)), ctx)
     if info.get("notes"):
         from ..generate.pipeline import warn_on_stderr  # PyTorch: only when there is something to say
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import replace
 from functools import lru_cache
 
 import torch
@@ -20,6 +21,15 @@ from ..worker import TaskError
 from ..motion.flow import auto_flow_scale, motion_view
 from . import cuts
 from .auto import Auto, AutoSequence, load_auto, note, report
+
+def with_channels(frame: torch.Tensor, channels: int) -> torch.Tensor:
+    """(1, C, H, W) as ``channels`` (1-4) channels: grey spreads to RGB, a missing alpha is opaque."""
+    has_alpha = frame.shape[1] in (2, 4)
+    colour, alpha = (frame[:, :-1], frame[:, -1:]) if has_alpha else (frame, torch.ones_like(frame[:, :1]))
+    if channels >= 3 and colour.shape[1] == 1:
+        colour = colour.expand(-1, 3, -1, -1)
+    return torch.cat([colour, alpha], 1) if channels in (2, 4) else colour
+
 
 class Blend:
     """Cross-fade: the no-network baseline (and a valid choice for dissolves)."""
@@ -75,11 +85,15 @@ def load_model(params: dict, ctx):
 
     network = "rife-v4.25" if name == "keymotion" else name
     settings = hub.HubSettings(**params["hub"])
-    if params.get("weights_file"):  # a user's own file: read it, never write beside it
-        raw = hub.load_tensors(params["weights_file"], os.path.join(settings.cache_dir, "converted"))
+    if path := params.get("weights_file"):  # a user's own file: read it, never write beside it
+        raw = hub.load_given_file(path, os.path.join(settings.cache_dir, "converted"))
+        try:
+            state = state_dict_from_checkpoint(network, raw)
+        except ValueError as error:
+            raise hub.WeightsRejected(f"Cannot use {path}: {error}") from error
     else:
-        raw = hub.load_state_dict(network, settings)
-    interpolator = Interpolator(network, state_dict_from_checkpoint(network, raw), ctx.device, half=ctx.half)
+        state = state_dict_from_checkpoint(network, hub.load_state_dict(network, settings))
+    interpolator = Interpolator(network, state, ctx.device, half=ctx.half)
     if name == "keymotion":
         from .keymotion import KeyMotion
 
@@ -116,23 +130,26 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
 
     first, first_format = key(0)
     height, width = first.shape[-2:]
+    colour, alpha = first.shape[1] >= 3, first.shape[1] in (2, 4)
     for index in range(1, len(keys)):  # check every key before writing anything
         other, fmt = key(index)
+        colour, alpha = colour or other.shape[1] >= 3, alpha or other.shape[1] in (2, 4)
         if other.shape[-2:] != first.shape[-2:] and not params.get("fit_sizes"):
             raise TaskError(
                 f"Keyframe {os.path.basename(keys[index])} is {other.shape[-1]}x{other.shape[-2]} but the first "
                 f"is {width}x{height}. Enable 'Fit to First Keyframe' to resize it."
             )
 
+    # Every frame gets colour if any key has it, and alpha if any key has it (an RGB key is opaque).
+    channels = (3 if colour else 1) + (1 if alpha else 0)
+
     def fitted(index: int) -> torch.Tensor:
-        frame = key(index)[0]
-        frame = frame[:, : first.shape[1]] if frame.shape[1] >= first.shape[1] else torch.cat(
-            [frame, torch.ones_like(frame[:, :1]).expand(-1, first.shape[1] - frame.shape[1], -1, -1)], 1)
+        frame = with_channels(key(index)[0], channels)
         if frame.shape[-2:] != (height, width):
             frame = torch.nn.functional.interpolate(frame, size=(height, width), mode="bilinear", align_corners=False)
         return frame
 
-    fmt = output_format(first_format)
+    fmt = replace(output_format(first_format), channels=channels)
 
     @lru_cache(maxsize=8)
     def summary(index: int) -> cuts.Thumbnail:

@@ -23,8 +23,9 @@ import sys
 
 import torch
 
+from .. import values
 from ..cli import (add_farm_arguments, add_generative_arguments, add_weights_arguments, generative_params, hub_settings,
-                   run_command, run_on_farm)
+                   output_folder, run_command, run_on_farm)
 from ..device import pick_device
 from ..worker import TaskContext, TaskError
 from . import task
@@ -47,8 +48,8 @@ def parse_args(argv):
     parser.add_argument("--motion", choices=["hints", "learned", "generative"],
                         help="where the motion comes from (default: learned with --motion-model, else hints)")
     parser.add_argument("--motion-model", help="predict the motion with this trained model instead of hints")
-    parser.add_argument("--frames", type=int, default=120)
-    parser.add_argument("--speed", type=float, default=1.0, help="pixels per frame at the hints (with a motion model: on average over what moves)")
+    parser.add_argument("--frames", type=values.argument("frames", "--frames"), default=120)
+    parser.add_argument("--speed", type=values.argument("speed", "--speed"), default=1.0, help="pixels per frame at the hints (with a motion model: on average over what moves)")
     parser.add_argument("--dusk", action="store_true", help="let the light dim to dusk and back over the loop")
     parser.add_argument("--endless", action="store_true", help="a clip that never repeats, of any length")
     parser.add_argument("--seamless", action="store_true", help="with --endless: end where it starts")
@@ -94,12 +95,13 @@ def main(argv=None) -> int:
     params.update(generative_params(args, ctx))
     params["hub"] = hub_settings(args)
     try:
-        if args.ray:
-            outputs, info = run_on_farm(args, "loop", params)
-            print("\n".join(outputs), flush=True)
-        else:
-            with torch.inference_mode():
-                _, info = task.run(params, ctx)
+        with output_folder(args.out):
+            if args.ray:
+                outputs, info = run_on_farm(args, "loop", params)
+                print("\n".join(outputs), flush=True)
+            else:
+                with torch.inference_mode():
+                    _, info = task.run(params, ctx)
     except (TaskError, OSError) as error:
         sys.exit(str(error))
     print(json.dumps(info))

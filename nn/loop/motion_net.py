@@ -226,10 +226,12 @@ def load_predictor(path: str, device, converted_dir: str | None = None) -> Motio
                             f"{FORMAT}. Train it again with 'python -m nn.loop.train'.")
     converted_dir = converted_dir or os.path.join(tempfile.gettempdir(), "frameweaver-converted")
     try:
-        tensors = hub.load_tensors(path, converted_dir)
+        tensors = hub.load_given_file(path, converted_dir)
         model = MotionPredictor(int(meta.get("working_side", WORKING_SIDE)),
                                 tuple(json.loads(meta["widths"])) if "widths" in meta else WIDTHS)
-    except (hub.WeightsRejected, ValueError, TypeError) as error:
+    except hub.WeightsRejected as error:  # its message names the file
+        raise TaskError(f"Cannot load the motion model: {error}") from error
+    except (ValueError, TypeError) as error:
         raise TaskError(f"Cannot load the motion model {path}: {error}") from error
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))

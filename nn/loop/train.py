@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import values
 from ..imageio import image_size, read_image
 from ..motion.flow import length, motion_view
 from ..worker import TaskContext, TaskError
@@ -272,16 +273,16 @@ def parse_args(argv):
                              "extracted to frames first (e.g. ffmpeg -i clip.mp4 CLIPS_DIR/clip/%%05d.png)")
     parser.add_argument("--out", required=True, help="the model file to write (.safetensors)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--steps", type=int, default=2000, help="training steps")
-    parser.add_argument("--batch", type=int, default=4, help="crops per step")
+    parser.add_argument("--steps", type=values.argument("steps", "--steps"), default=2000, help="training steps")
+    parser.add_argument("--batch", type=values.argument("batch", "--batch"), default=4, help="crops per step")
     parser.add_argument("--crop", type=int, default=256, help="crop side at the working size (multiple of 32)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate at the start (cosine decay)")
-    parser.add_argument("--step", type=int, default=1, dest="frames_step", metavar="K",
+    parser.add_argument("--lr", type=values.argument("learning_rate", "--lr"), default=1e-3, help="Adam learning rate at the start (cosine decay)")
+    parser.add_argument("--step", type=values.argument("frame_step", "--step"), default=1, dest="frames_step", metavar="K",
                         help="measure motion between frames K apart (then divided by K); >1 for very slow clips")
     parser.add_argument("--working-side", type=int, default=WORKING_SIDE,
                         help="longer side the network runs at (multiple of 32)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
-    parser.add_argument("--seed", type=int, default=0, help="for the initial weights and the crops")
+    parser.add_argument("--threads", type=values.argument("threads", "--threads"), default=0, help="CPU threads (0: PyTorch's default)")
+    parser.add_argument("--seed", type=values.argument("seed", "--seed"), default=0, help="for the initial weights and the crops")
     parser.add_argument("--no-flip", action="store_true",
                         help="never mirror crops (for one or two clips whose sideways direction matters)")
     add_runtime_arguments(parser)

@@ -1,7 +1,7 @@
 """Command line, no Blender needed:
 
     python -m nn.stylize --frames DIR --key 0=style000.png [--key 99=style099.png] [--masks DIR]
-                         --seconds 300 --out DIR [--model FILE] [--weights-dir DIR]
+                         --seconds 300 --out DIR [--model FILE] [--fit-sizes] [--weights-dir DIR]
 
 Key indices count from 0 in the sorted frames of DIR. Writes the stylized frames under the
 input file names (JPEG becomes PNG, same stem) and the trained model as DIR/model.safetensors;
@@ -15,8 +15,8 @@ import re
 import shutil
 import sys
 
-from .. import files
-from ..cli import add_farm_arguments, add_runtime_arguments, hub_settings, run_command, run_on_farm, task_context
+from .. import files, values
+from ..cli import add_farm_arguments, add_runtime_arguments, hub_settings, output_folder, run_command, run_on_farm, task_context
 from ..worker import TaskError
 from . import task
 from ..frames import output_format
@@ -51,9 +51,10 @@ def parse_args(argv):
     parser.add_argument("--frames", required=True, help="folder of footage frames")
     parser.add_argument("--key", action="append", default=[], metavar="INDEX=PATH", help="a painted keyframe")
     parser.add_argument("--masks", help="folder of masks: stylize only inside them")
-    parser.add_argument("--seconds", type=float, default=300.0, help="training budget")
+    parser.add_argument("--seconds", type=values.argument("seconds", "--seconds"), default=300.0, help="training budget")
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", help="a trained model (.safetensors) to reuse without training")
+    parser.add_argument("--fit-sizes", action="store_true", help="resize keyframes of another size to the footage's")
     add_runtime_arguments(parser)
     add_farm_arguments(parser)
     return parser.parse_args(argv)
@@ -81,26 +82,27 @@ def main(argv=None) -> int:
     taken = [p for p in finals + ([] if args.model else [model_path]) if os.path.lexists(p)]
     if taken:
         sys.exit(f"Refusing to overwrite {len(taken)} existing file(s) in {args.out}, e.g. {taken[0]}")
-    os.makedirs(args.out, exist_ok=True)
     work = os.path.abspath(os.path.join(args.out, f".stylize-{os.getpid()}"))  # task names, renamed to the input names at the end
     ctx = task_context(args)
     ctx.progress = lambda fraction, message, preview=None: print(f"{fraction:6.1%} {message}", file=sys.stderr)
     params = {
         "frames": frames, "keys": keys, "masks": match_masks(frames, args.masks) if args.masks else None,
         "output_dir": work, "prefix": "style", "seconds": args.seconds, "stop_file": None,
-        "model_file": args.model and os.path.abspath(args.model), "resume": False, "save_model": None if args.model else model_path,
-        "preview_index": keys[0]["index"] if keys else 0, "fit_sizes": False,
-        "hub": hub_settings(args),
+        "model_file": args.model and os.path.abspath(args.model), "resume": False,
+        "save_model": None if args.model else model_path,
+        "preview_index": keys[0]["index"] if keys else 0, "fit_sizes": args.fit_sizes,
+        "fit_sizes_setting": "Pass --fit-sizes", "hub": hub_settings(args),
     }
-    os.makedirs(work)
-    try:
-        outputs, info = run_on_farm(args, "stylize", params) if args.ray else task.run(params, ctx)
-        for source, final in zip(outputs, finals):
-            files.publish(source, final)  # refuses an existing name
-    except (TaskError, OSError, ValueError) as error:
-        sys.exit(f"error: {error}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with output_folder(args.out):
+        os.makedirs(work)
+        try:
+            outputs, info = run_on_farm(args, "stylize", params) if args.ray else task.run(params, ctx)
+            for source, final in zip(outputs, finals):
+                files.publish(source, final)  # refuses an existing name
+        except (TaskError, OSError, ValueError) as error:
+            sys.exit(f"error: {error}")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     for note in info["notes"]:
         print(note, file=sys.stderr)
     print(f"{len(finals)} frames in {args.out}" + ("" if args.model else f", model {model_path}"))

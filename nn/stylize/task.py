@@ -48,14 +48,24 @@ def unique_path(folder: str, stem: str, ext: str) -> str:
     return path
 
 
-def stored_keys(stored: dict, count: int, size: tuple[int, int], fit_sizes: bool, model_file: str) -> dict:
+# How the user turns on resizing, for messages: a Blender option, or --fit-sizes on the command line.
+FIT_SIZES_SETTING = "Enable 'Fit Sizes'"
+
+
+def frame_index(index: int, count: int) -> str:
+    """A footage frame as both surfaces count it: by index from 0 (``--key 99=...`` is index 99)."""
+    return f"frame index {index} (counting from 0), but the footage has {count} frames (indices 0-{count - 1})"
+
+
+def stored_keys(stored: dict, count: int, size: tuple[int, int], fit_sizes: bool, model_file: str,
+                fit_setting: str = FIT_SIZES_SETTING) -> dict:
     name = os.path.basename(model_file)
     if outside := [i for i in stored if not 0 <= i < count]:
-        raise TaskError(f"The model {name} was trained on a keyframe at frame {outside[0] + 1}, but the footage has "
-                        f"{count} frames: place painted keyframes on this footage")
+        raise TaskError(f"The model {name} was trained on a keyframe at {frame_index(outside[0], count)}: place "
+                        "painted keyframes on this footage")
     if any(image.shape[-2:] != size for image in stored.values()) and not fit_sizes:
         raise TaskError(f"The model {name} was trained on frames of another size than this footage "
-                        f"({size[1]}x{size[0]}). Enable 'Fit Sizes' to resize its keyframes.")
+                        f"({size[1]}x{size[0]}). {fit_setting} to resize its keyframes.")
     return {i: fitted(image, size) if image.shape[-2:] != size else image for i, image in stored.items()}
 
 
@@ -67,8 +77,8 @@ def check_params(params: dict) -> None:
         raise TaskError("Paint at least one keyframe: the style is learned from painted frames")
     for key in keys:
         if not 0 <= key["index"] < len(frames):
-            raise TaskError(f"Keyframe {os.path.basename(key['path'])} is for frame {key['index'] + 1}, but the "
-                            f"footage has {len(frames)} frames")
+            raise TaskError(f"Keyframe {os.path.basename(key['path'])} is for "
+                            f"{frame_index(key['index'], len(frames))}")
     if masks is not None and len(masks) != len(frames):
         raise TaskError(f"Got {len(masks)} masks for {len(frames)} footage frames")
 
@@ -109,7 +119,8 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
         if image.shape[-2:] != (height, width):
             if not params.get("fit_sizes"):
                 raise TaskError(f"Keyframe {os.path.basename(key['path'])} is {image.shape[-1]}x{image.shape[-2]} "
-                                f"but the footage is {width}x{height}. Enable 'Fit Sizes' to resize it.")
+                                f"but the footage is {width}x{height}. "
+                                f"{params.get('fit_sizes_setting', FIT_SIZES_SETTING)} to resize it.")
             image = fitted(image, (height, width))
         painted[key["index"]] = image
 
@@ -125,7 +136,8 @@ def run(params: dict, ctx) -> tuple[list[str], dict]:
         generator, config, steps, stored = load_model(model_file, device)
         train = bool(params.get("resume"))
         if not painted:  # applying a model alone: the keyframes it was trained on come with it
-            painted = stored_keys(stored, len(paths), (height, width), bool(params.get("fit_sizes")), model_file)
+            painted = stored_keys(stored, len(paths), (height, width), bool(params.get("fit_sizes")), model_file,
+                                  params.get("fit_sizes_setting", FIT_SIZES_SETTING))
         if config.guides and flow is None:
             raise TaskError(f"The model {os.path.basename(model_file)} follows the footage's motion, which needs the "
                             f"RIFE weights: {notes[-1]}")

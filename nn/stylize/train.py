@@ -215,16 +215,21 @@ def save_model(path: str, generator: Generator, config: StyleConfig, steps: int,
 
 def load_model(path: str, device) -> tuple[Generator, StyleConfig, int, dict[int, torch.Tensor]]:
     """(generator in eval mode, its config, steps trained, stored keyframes) from a ``save_model`` file."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from .. import hub
 
-    with safe_open(path, "pt") as f:
-        meta = f.metadata() or {}
+    tensors, meta = hub.read_safetensors(path)
+    hub.refuse_non_finite(path, tensors)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a Frameweaver style model (format {meta.get('format')!r})")
-    config = StyleConfig.from_json(meta["config"])
-    tensors = load_file(path)
+    try:
+        config = StyleConfig.from_json(meta["config"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"{path} is not a readable Frameweaver style model (its settings: {error!r})") from error
     painted = {int(k[len(PAINTED):]): v.float().to(device) for k, v in tensors.items() if k.startswith(PAINTED)}
     generator = config.generator()
-    generator.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(PAINTED)})
+    try:
+        generator.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(PAINTED)})
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ValueError(f"Cannot use {path}: its tensors do not fit the style model it describes ({first})") from error
     return generator.to(device).eval(), config, int(meta.get("steps", 0)), painted
