@@ -59,9 +59,9 @@ def add_farm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray", metavar="HOST:PORT", help="run the job's chunks on the Ray cluster whose head is "
                         "there (token from RAY_AUTH_TOKEN or ~/.ray/auth_token); --out must be a folder every "
                         "node sees")
-    parser.add_argument("--chunks", type=int, default=0, help="with --ray: how many chunks (default: one per GPU, "
+    parser.add_argument("--chunks", type=values.argument("chunks", "--chunks"), default=0, help="with --ray: how many chunks (default: one per GPU, "
                         "or per CPU on a cluster without GPUs)")
-    parser.add_argument("--retries", type=int, default=3, help="with --ray: how often a chunk whose worker died is "
+    parser.add_argument("--retries", type=values.argument("retries", "--retries"), default=3, help="with --ray: how often a chunk whose worker died is "
                         "run again")
 
 

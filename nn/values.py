@@ -67,6 +67,8 @@ RULES: dict[str, Rule] = {
     "frame_step": Rule(True, 1, 1000),
     "threads": Rule(True, 0, 1024),
     "curve_point": Rule(False, 0, 1),  # each x and y of a timing curve
+    "chunks": Rule(True, 0, 100_000),  # a farm job's chunks (0: one per GPU, or per CPU)
+    "retries": Rule(True, 0, 100),  # a farm chunk's attempts after the first
 }
 
 FLOW_SCALES = (0.0, 1.0, 0.5, 0.25)  # 0: automatic

@@ -193,3 +193,15 @@ def test_style_chunks_of_a_trained_model_equal_one_run_bit_for_bit(tmp_path, pro
     written = [path for index in (1, 2) for path in stylize.run({**split, "chunk": (index, 2)}, CPU)[0]]
     assert [os.path.basename(p) for p in written] == [os.path.basename(p) for p in outputs]
     assert file_bytes(split["output_dir"]) == file_bytes(apply["output_dir"])
+
+
+@pytest.mark.parametrize("option, value", [("--chunks", "-1"), ("--chunks", "nan"), ("--retries", "-2"),
+                                           ("--retries", "1e9")])
+def test_farm_numbers_out_of_range_are_refused_in_one_line_before_anything_starts(tmp_path, option, value):
+    spec = write_spec(tmp_path / "spec.json", "inbetween", {"keys": [], "frames": [], "output_dir": str(tmp_path)})
+    before = tree_state(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "nn.farm", spec, "--ray", "127.0.0.1:1", option, value], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.startswith(f"error: {option} must be a whole number")
+    assert done.stderr.count("\n") == 1
+    assert tree_state(tmp_path) == before

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import uuid
 
-from .. import files
+from .. import files, values
 from . import chunks
 
 CONNECT_TIMEOUT = 10.0  # seconds for the head's port to answer
@@ -179,6 +179,8 @@ def run(task: str, params: dict, address: str, *, chunk_count: int = 0, retries:
     is called as frames appear. Raises ``FarmError`` naming the chunk and its last error when a
     chunk fails; the frames already written stay, and a rerun resumes from them.
     """
+    values.check("chunks", chunk_count, "chunk_count")
+    values.check("retries", retries)
     total = chunks.frame_count(task, params)  # refuses what cannot be split before touching the cluster
     out_dir = params["output_dir"]
     ray = connect(address)
