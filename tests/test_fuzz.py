@@ -53,6 +53,7 @@ ORACLE = {
     "frame_step": whole(1, 1000), "threads": whole(0, 1024), "time": real(0, 1, above=True, below=True),
     "flow_scale": lambda v: real(0, 1)(v) and float(v) in (0.0, 0.25, 0.5, 1.0),
     "curve_point": real(0, 1), "denoising_steps": whole(1, 1000), "guidance": real(0, 30),
+    "chunks": whole(0, 100_000), "retries": whole(0, 100),
 }
 
 
@@ -70,7 +71,7 @@ def kind_of(value, key) -> str:
     return "too small (0, negative)" if value <= low else "too large or between the allowed values"
 
 
-WHOLE = {"count", "frames", "seed", "steps", "batch", "frame_step", "threads", "denoising_steps"}
+WHOLE = {"count", "frames", "seed", "steps", "batch", "frame_step", "threads", "denoising_steps", "chunks", "retries"}
 
 
 def refused_kind(surface, value, key):
@@ -284,6 +285,9 @@ def parsers():
                                  "denoising_steps"),
         "nn.inbetween --guidance": (lambda t: inbetween_args(["a", "b", "--out=o", f"--guidance={t}"]).guidance,
                                     "guidance"),
+        "nn.inbetween --chunks": (lambda t: inbetween_args(["a", "b", "--out=o", f"--chunks={t}"]).chunks, "chunks"),
+        "nn.inbetween --retries": (lambda t: inbetween_args(["a", "b", "--out=o", f"--retries={t}"]).retries,
+                                   "retries"),
         "nn.loop --frames": (lambda t: loop_args(["i", "--out=o", f"--frames={t}"]).frames, "frames"),
         "nn.loop --speed": (lambda t: loop_args(["i", "--out=o", f"--speed={t}"]).speed, "speed"),
         "nn.loop --seed": (lambda t: loop_args(["i", "--out=o", f"--seed={t}"]).seed, "seed"),
