@@ -70,7 +70,9 @@ class LocalCluster:
         return self
 
     def _start_node(self, arguments: list[str], name: str, hidden: str | None = None) -> None:
-        command = [self.ray_command(), "start", *arguments]
+        # Each node's dashboard agent takes Ray's fixed default port (52365) otherwise: a second node, or
+        # another cluster on this machine, then has none, and the head answers "No available agent".
+        command = [self.ray_command(), "start", *arguments, "--dashboard-agent-listen-port", str(free_port())]
         if hidden:
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                        'mount -t tmpfs frameweaver-hidden "$0" && exec "$@"', hidden, *command]
