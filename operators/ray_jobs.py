@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -92,8 +93,17 @@ class RayJobs:
         return f"gcs://{name}"
 
     def submit(self, entrypoint: str, runtime_env: dict, metadata: dict) -> str:
-        return self.request("POST", "/api/jobs/", {"entrypoint": entrypoint, "runtime_env": runtime_env,
-                                                  "metadata": metadata}, SUBMIT_TIMEOUT)["submission_id"]
+        """The job's id. A head that has just started answers "No available agent ... try again later" for a
+        few seconds: that is asked again until SUBMIT_TIMEOUT."""
+        body = {"entrypoint": entrypoint, "runtime_env": runtime_env, "metadata": metadata}
+        deadline = time.monotonic() + SUBMIT_TIMEOUT
+        while True:
+            try:
+                return self.request("POST", "/api/jobs/", body, SUBMIT_TIMEOUT)["submission_id"]
+            except FarmUnavailable as error:
+                if "try again later" not in str(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
 
     def status(self, job_id: str) -> dict:
         return self.request("GET", f"/api/jobs/{job_id}")
