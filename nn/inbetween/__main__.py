@@ -89,9 +89,7 @@ def main(argv=None) -> int:
         if pixels.shape != first.shape:
             sys.exit(f"{os.path.basename(path)} differs from {os.path.basename(args.keys[0])} in size or channels: "
                      f"{pixels.shape} and {first.shape}")
-    if args.weights and args.model not in ("blend", "generative") and hub.published_as(args.weights) is None:
-        print(f"note: {args.weights} is not byte for byte a published checkpoint (its sha256 matches none pinned); "
-              "it is used as your own weights", file=sys.stderr)
+    own_weights = args.weights and args.model not in ("blend", "generative") and hub.published_as(args.weights) is None
     if args.ray:
         try:
             frame_count("inbetween", {"model": args.model, "frames": []})  # the generative model does not split
@@ -106,6 +104,9 @@ def main(argv=None) -> int:
 
             ctx = task_context(args, PrintPaths)
             _, info = task.run(job_params(args, times, generative_params(args, ctx)), ctx)
+    if own_weights:  # said once they loaded: a file that cannot be read gets its one error line alone
+        print(f"note: {args.weights} is not byte for byte a published checkpoint (its sha256 matches none pinned); "
+              "it is used as your own weights", file=sys.stderr)
     if info.get("notes"):
         from ..generate.pipeline import warn_on_stderr  # PyTorch: only when there is something to say
 
