@@ -7,6 +7,7 @@ removes the folder and touches nothing else, so no half-made strip remains.
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -25,9 +26,12 @@ class JobFailed(RuntimeError):
 def worker_runtime(context=None) -> jobs.WorkerRuntime:
     prefs = addon_preferences(context or bpy.context)
     python = bpy.path.abspath(prefs.python_path) if prefs and prefs.python_path else sys.executable
+    # Install PyTorch puts packages built for Blender's own Python in deps/; on another Python (Worker Python,
+    # often another version: Blender 5.1+ runs 3.13, studio installs 3.11) they would shadow its own torch.
+    own_python = os.path.abspath(python) == os.path.abspath(sys.executable)
     return jobs.WorkerRuntime(
         python=python,
-        extra_paths=(extension_dir("deps"),),
+        extra_paths=(extension_dir("deps"),) if own_python else (),
         device=prefs.device.lower() if prefs else "auto",
         half=bool(prefs.use_half) if prefs else False,
         online=bool(bpy.app.online_access),

@@ -5,6 +5,7 @@ touch ~/.config/blender. Online access is off in headless Blender, so the worker
 offline by the extension's own doing (test_faults.py guards that no network call is made).
 """
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,28 @@ import bpy  # noqa: E402
 
 
 FRAMEWEAVER = load_extension_from_source()
+
+# The Python that runs real workers. Empty: Blender's own, as for most users. The Blender-only environments
+# of the matrix (bpy 5.1+ runs Python 3.13, for which no CPU torch wheel is on local disk) name the 3.11
+# test environment here, and every test runs with it as the Worker Python preference, as a studio would.
+WORKER_PYTHON_SETTING = os.environ.get("FRAMEWEAVER_TEST_WORKER_PYTHON", "")
+WORKER_PYTHON = WORKER_PYTHON_SETTING or sys.executable
+# Set by scripts/test.sh on the Blender versions beside the main one: only the tests that drive Blender run.
+BLENDER_TESTS_ONLY = os.environ.get("FRAMEWEAVER_TEST_BLENDER_ONLY") == "1"
+
+
+@pytest.fixture(autouse=True)
+def worker_python():
+    """The Worker Python preference at WORKER_PYTHON_SETTING for every test; ``worker_python(path)`` sets
+    another for one test."""
+    def use(path):
+        addon = bpy.context.preferences.addons.get(MODULE)
+        if addon:  # a test may have disabled the extension
+            addon.preferences.python_path = path
+
+    use(WORKER_PYTHON_SETTING)
+    yield use
+    use(WORKER_PYTHON_SETTING)
 
 
 @pytest.fixture
@@ -59,9 +82,9 @@ def local_weights(project_weights):
 def tiny_vace(tmp_path_factory):
     """A tiny random Wan2.1 VACE pipeline of the real diffusers classes, saved with save_pretrained
     (tests/tiny_vace.py): for plumbing, its frames are noise."""
-    import tiny_vace
+    from helpers import with_torch
 
-    return tiny_vace.build(str(tmp_path_factory.mktemp("tiny-vace") / "wan2.1-vace-tiny"))
+    return with_torch("tiny_vace.build", str(tmp_path_factory.mktemp("tiny-vace") / "wan2.1-vace-tiny"))
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +101,31 @@ def ray_cluster(tmp_path_factory):
     with LocalCluster(nodes=2, cpus_per_node=1, dashboard=True, hidden_from_last_node=str(hidden)) as cluster:
         cluster.hidden = hidden
         yield cluster
+
+
+def cuda_available() -> bool:
+    """False where torch is absent too: the Blender-only environments of the matrix (scripts/test.sh) run
+    their workers in another Python, as a studio's Worker Python preference does."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+LEFT_OUT_WITHOUT_TORCH: list[str] = []  # test modules that import torch at the top, where the test's Python has none
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """Where the test's Python has no torch (bpy 5.1+), a module that imports it at the top is left out, and
+    named at the end; its Blender tests run on the other Blender versions. Anywhere else it is an error."""
+    report = yield
+    if (report.failed and isinstance(collector, pytest.Module) and importlib.util.find_spec("torch") is None
+            and "No module named 'torch'" in str(report.longrepr)):
+        LEFT_OUT_WITHOUT_TORCH.append(collector.nodeid)
+        return pytest.CollectReport(report.nodeid, "passed", None, [])
+    return report
 
 
 SKIP_REASONS = {"gpu": "needs a CUDA GPU", "shared": "needs the measurement data in ../shared/data, absent"}
@@ -111,10 +159,26 @@ def seq_ctx():
 
 
 def pytest_collection_modifyitems(config, items):
-    """``gpu`` tests need CUDA and ``shared`` tests ../shared/data; without them they are skipped, never failed."""
-    import torch
+    """A test that drives Blender (it takes the ``scene`` fixture) is marked ``blender``: scripts/test.sh runs
+    those on every Blender version of the matrix (BLENDER_TESTS_ONLY), and the rest once. The farm's Blender
+    side is left to the main version: it talks to Ray over HTTP only, and the test's cluster needs Ray in the
+    test's Python. Where that Python has no torch, ``torch`` tests are left out too.
 
-    missing = {"gpu": not torch.cuda.is_available(), "shared": not (SHARED / "data").is_dir()}
+    ``gpu`` tests need CUDA and ``shared`` tests ../shared/data; without them they are skipped, never failed."""
+    missing = {"gpu": not cuda_available(), "shared": not (SHARED / "data").is_dir()}
+    no_torch = importlib.util.find_spec("torch") is None
+    kept, left_out = [], []
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "scene" in fixtures and "ray_cluster" not in fixtures:
+            item.add_marker(pytest.mark.blender)
+        if (BLENDER_TESTS_ONLY and "blender" not in item.keywords) or (no_torch and "torch" in item.keywords):
+            left_out.append(item)
+        else:
+            kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
     for item in items:
         for mark, reason in SKIP_REASONS.items():
             if missing[mark] and mark in item.keywords:
@@ -147,6 +211,9 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"Fuzz cases: {sum(cases.values())} on {len(cases)} surfaces "
                                     f"({FUZZ_CASES.get('taken', 0)} valid values that started a job; "
                                     f"{len(FUZZ_KINDS)} kinds of bad value refused, surface by surface)")
+    if LEFT_OUT_WITHOUT_TORCH:
+        terminalreporter.write_line(f"Left out, as they import torch and this Python has none: "
+                                    f"{len(LEFT_OUT_WITHOUT_TORCH)} modules ({', '.join(LEFT_OUT_WITHOUT_TORCH)})")
     counts = "; ".join(f"{reason}: {len(ids)}" for reason, ids in SKIPPED.items()) or "none"
     terminalreporter.write_line(f"Skipped: {sum(map(len, SKIPPED.values()))} ({counts})")
     for reason, ids in unexpected_skips().items():

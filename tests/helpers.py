@@ -1,5 +1,9 @@
 """Small builders shared by the tests: keyframe images, strips, movies and guide Masks."""
+import importlib.util
+import json
 import os
+import subprocess
+import tempfile
 
 import bpy
 
@@ -31,6 +35,22 @@ def write_keyframes(folder, count=2, fmt=ImageFormat(".png", "uint8", 4), size=(
     return paths
 
 
+def moved_then_redrawn(folder):
+    """Three keys: a square that moves 4 px (motion explains it), then a round blob of another colour
+    elsewhere (redrawn: it does not)."""
+    y, x = np.mgrid[0:64, 0:96].astype(np.float32)
+    background = np.stack([0.2 + 0.1 * np.sin(x / 9), 0.3 + 0.1 * np.cos(y / 7), 0.25 + 0 * x], -1)
+    keys = []
+    for index, (shape, colour) in enumerate([
+            ((abs(x - 30) < 10) & (abs(y - 30) < 10), (0.9, 0.2, 0.1)),
+            ((abs(x - 34) < 10) & (abs(y - 30) < 10), (0.9, 0.2, 0.1)),
+            ((x - 70) ** 2 + (y - 40) ** 2 < 12 ** 2, (0.1, 0.5, 0.95))]):
+        picture = np.where(shape[..., None], np.array(colour, np.float32), background)
+        keys.append(str(folder / f"key_{index}.png"))
+        write_image(keys[-1], picture, ImageFormat(".png", "uint8", 3))
+    return keys
+
+
 def add_key_strips(scene, paths, starts, channel=1, fw=None):
     """One single-image strip per keyframe, selected."""
     from conftest import FRAMEWEAVER
@@ -42,6 +62,17 @@ def add_key_strips(scene, paths, starts, channel=1, fw=None):
         strip.select = True
         strips.append(strip)
     return strips
+
+
+def colour_strip(scene, channel=1, frames=4):
+    """A selected Color strip named 'Solid' from frame 1 (new_effect's length argument was frame_end before 5.0)."""
+    from conftest import FRAMEWEAVER
+    strips = FRAMEWEAVER.operators.compat.strips(scene.sequence_editor)
+    parameters = strips.bl_rna.functions["new_effect"].parameters
+    length = {"length": frames} if "length" in parameters else {"frame_end": 1 + frames}
+    strip = strips.new_effect(name="Solid", type="COLOR", channel=channel, frame_start=1, **length)
+    strip.select = True
+    return strip
 
 
 def image_sequence(scene, folder, count=4, start=3, size=(64, 96)):
@@ -158,3 +189,33 @@ def render_mask(scene, mask, width, height, folder):
     bpy.ops.render.render(animation=True, scene=scene.name)
     strips.remove(strip)
     return read_image(os.path.join(folder, "mask_0001.png"))[0][..., 0]
+
+
+def with_torch(name: str, *args):
+    """``module.function(*args)`` where torch is: in this process, or, where Blender's Python has none
+    (bpy 5.1+ in scripts/test.sh), in the Python that runs the workers. The module is one without bpy
+    (in nn/, or tests/model_files.py); the arguments and result are plain JSON data, or the result a numpy array."""
+    module, function = name.rsplit(".", 1)
+    if importlib.util.find_spec("torch"):
+        return getattr(importlib.import_module(module), function)(*args)
+    from conftest import ROOT, WORKER_PYTHON
+    with tempfile.TemporaryDirectory(prefix="frameweaver-with-torch-") as folder:
+        result, arguments = os.path.join(folder, "result"), os.path.join(folder, "arguments.json")
+        with open(arguments, "w") as file:
+            json.dump(args, file)
+        script = (f"import json, sys, numpy\nsys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
+                  f"from {module} import {function} as function\n"
+                  f"value = function(*json.load(open({arguments!r})))\n"
+                  f"if isinstance(value, numpy.ndarray): numpy.save({result + '.npy'!r}, value)\n"
+                  f"else: json.dump(value, open({result + '.json'!r}, 'w'))\n")
+        done = subprocess.run([WORKER_PYTHON, "-c", script], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        if os.path.exists(result + ".npy"):
+            return np.load(result + ".npy")
+        with open(result + ".json") as file:
+            return json.load(file)
+
+
+def rasterized(polygons, width, height):
+    """(H, W) bool: the pixels of the worker's own region fill (nn.loop.hints) of ``polygons``."""
+    return with_torch("nn.loop.hints.rasterize_polygons", polygons, width, height)

@@ -5,10 +5,10 @@ import os
 import bpy
 import numpy as np
 import pytest
-from safetensors.torch import save_file
 
 from conftest import FRAMEWEAVER, MODULE
-from helpers import Unchanged, add_key_strips, gradient_image, render_movie, write_keyframes
+from helpers import (Unchanged, add_key_strips, colour_strip, gradient_image, render_movie, with_torch,
+                     write_keyframes)
 from nn.imageio import ImageFormat, write_image
 from test_loop_operator import motion_mask, still
 from test_retime import add_sequence, moving, write_clip
@@ -98,12 +98,6 @@ def missing_movie(scene, tmp_path):
     os.unlink(path)
 
 
-def colour_strip(scene, tmp_path):
-    length = {"length": 4} if bpy.app.version >= (4, 4) else {"frame_end": 5}
-    compat.strips(scene.sequence_editor).new_effect(name="Solid", type="COLOR", channel=1, frame_start=1,
-                                                    **length).select = True
-
-
 def two_clips(scene, tmp_path):
     paths = write_clip(str(tmp_path / "clip"), moving(4))
     add_sequence(scene, paths[:2], start=1)
@@ -118,29 +112,17 @@ def shot_with_key(scene, tmp_path, frame=1):
 
 def style_model_of_another_kind(scene, tmp_path):
     shot_with_key(scene, tmp_path)
-    import torch
-    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"kind": "something-else"})
+    with_torch("model_files.weights_of_another_kind", str(tmp_path / "other.safetensors"))
 
 
 def motion_model_holding_nan(scene, tmp_path):
-    import torch
-    from nn.loop.motion_net import MotionPredictor, save_predictor
     still_and_mask(scene, tmp_path)
-    model = MotionPredictor(working_side=64)
-    with torch.no_grad():
-        model.exit.bias[0] = float("nan")
-    save_predictor(model, str(tmp_path / "nan_motion.safetensors"))
+    with_torch("model_files.motion_model_holding_nan", str(tmp_path / "nan_motion.safetensors"))
 
 
 def style_model_holding_inf(scene, tmp_path):
-    import torch
-    from nn.stylize.train import StyleConfig, save_model
     shot_with_key(scene, tmp_path)
-    config = StyleConfig(guides=())
-    generator = config.generator()
-    with torch.no_grad():
-        next(generator.parameters()).view(-1)[:2] = float("inf")
-    save_model(str(tmp_path / "inf_look.safetensors"), generator, config, steps=1)
+    with_torch("model_files.style_model_holding_inf", str(tmp_path / "inf_look.safetensors"))
 
 
 def still_and_mask(scene, tmp_path):
@@ -182,7 +164,7 @@ CASES = {
     "one-frame retime": (one_frame_clip, retime(), "shows a single frame; there is no motion to retime"),
     "missing frame in a sequence": (clip_with_a_missing_frame, retime(), r"has 1 missing images, first .*clip_0001"),
     "missing movie": (missing_movie, retime(), r"The movie of 'shot.mp4' is missing"),
-    "colour strip retimed": (colour_strip, retime(), "Only image sequences and movies can be retimed"),
+    "colour strip retimed": (lambda s, t: colour_strip(s), retime(), "Only image sequences and movies can be retimed"),
     "two clips retimed": (two_clips, retime(), "exactly one image-sequence or movie strip"),
     "target fps equal to the scene's": (lambda s, t: add_sequence(s, write_clip(str(t / "clip"), moving(3))), retime(retime_rate="FPS", target_fps=24.0),
                                         "not above the scene's 24 fps"),
@@ -244,14 +226,8 @@ CASES = {
 }
 
 
-@pytest.fixture
-def reset_worker_python():
-    yield
-    bpy.context.preferences.addons[MODULE].preferences.python_path = ""
-
-
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_refused_and_changes_nothing(fw, scene, tmp_path, case, reset_worker_python):
+def test_bad_input_is_refused_and_changes_nothing(fw, scene, tmp_path, case):
     setup, act, message = CASES[case]
     setup(scene, tmp_path)
     with Unchanged(scene, tmp_path), pytest.raises((ValueError, RuntimeError), match=message):

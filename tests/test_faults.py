@@ -6,6 +6,7 @@ Each test checks the message, that Blender goes on, and that the scene and the f
 import errno
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import bpy
 import numpy as np
 import pytest
 
-from conftest import FRAMEWEAVER, MODULE, ROOT, WEIGHTS_DIR, ensure_weights
+from conftest import FRAMEWEAVER, MODULE, ROOT, WEIGHTS_DIR, WORKER_PYTHON, ensure_weights
 from helpers import Unchanged, add_key_strips, render_movie, tree_state, write_keyframes
 from nn.imageio import ImageFormat, write_image
 
@@ -82,7 +83,7 @@ def test_full_disk_on_the_command_line_is_one_line_and_leaves_no_broken_file(tmp
 def fake_python(tmp_path, body: str) -> str:
     """An executable 'Python' that runs ``body`` (real Python, with sys.argv as the worker's) instead."""
     path = tmp_path / "fake_python"
-    path.write_text(f"#!{sys.executable}\nimport json, os, subprocess, sys, time\n" + FAKE_DONE + textwrap.dedent(body))
+    path.write_text(f"#!{WORKER_PYTHON}\nimport json, os, subprocess, sys, time\n" + FAKE_DONE + textwrap.dedent(body))
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return str(path)
 
@@ -95,7 +96,7 @@ FAKE_DONE = textwrap.dedent('''
         return json.dumps({"event": "done", "count": len(outputs) if count is None else count})
     ''')
 
-EXEC_REAL_WORKER = f"os.execv({sys.executable!r}, [{sys.executable!r}] + sys.argv[1:])\n"
+EXEC_REAL_WORKER = f"os.execv({WORKER_PYTHON!r}, [{WORKER_PYTHON!r}] + sys.argv[1:])\n"
 
 
 def gone(pid: int) -> bool:
@@ -113,13 +114,9 @@ def wait_until(condition, seconds=20.0):
     return condition()
 
 
-@pytest.fixture
-def worker_python():
-    """Set the Worker Python preference for one test."""
-    def use(path):
-        prefs().python_path = path
-    yield use
-    prefs().python_path = ""
+@pytest.fixture(autouse=True)
+def worker_timeout():
+    yield
     prefs().worker_timeout = jobs.PROGRESS_TIMEOUT
 
 
@@ -431,6 +428,27 @@ def test_a_worker_python_that_cannot_start_leaves_no_scratch(fw, scene, tmp_path
     add_key_strips(scene, write_keyframes(str(tmp_path)), starts=[1, 5])
     with Unchanged(scene, tmp_path), pytest.raises(RuntimeError, match="Cannot start the worker with .*no/python"):
         fw.generate_inbetweens(scene, model="blend")
+
+
+@pytest.fixture
+def packages_for_another_python():
+    """The extension's deps folder holding a torch built for another Python (Install PyTorch ran under Blender
+    5.2's 3.13, say): importing it fails. Removed afterwards, as other tests run workers in Blender's Python."""
+    deps = FRAMEWEAVER.ui.preferences.extension_dir("deps")
+    foreign = os.path.join(deps, "torch")
+    os.makedirs(foreign)
+    with open(os.path.join(foreign, "__init__.py"), "w") as package:
+        package.write("raise ImportError('torch/_C.cpython-313-x86_64-linux-gnu.so: built for another Python')\n")
+    yield
+    shutil.rmtree(foreign)
+
+
+def test_a_worker_python_is_not_given_the_packages_installed_for_blenders_python(
+        fw, scene, tmp_path, worker_python, packages_for_another_python):
+    worker_python(fake_python(tmp_path, EXEC_REAL_WORKER))
+    add_key_strips(scene, write_keyframes(str(tmp_path)), starts=[1, 4])
+    strip = fw.generate_inbetweens(scene, model="blend")
+    assert len(strip.elements) == 4
 
 
 def test_the_hub_token_reaches_the_worker_by_environment_and_never_a_file(tmp_path):

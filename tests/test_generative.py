@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import tiny_vace as tiny_pipeline
-from helpers import write_keyframes
+from helpers import moved_then_redrawn, write_keyframes
 from nn.generate import matte
 from nn.generate.pipeline import Settings
 from nn.generate.video import frames_on_grid, grid_size, windows
@@ -275,22 +275,6 @@ def test_settings_from_params_take_only_what_is_given():
 
 
 # --- Auto: Key Motion where motion explains the gap, the generative model where it cannot -----------
-
-
-def moved_then_redrawn(folder):
-    """Three keys: a square that moves 4 px (motion explains it), then a round blob of another colour
-    elsewhere (redrawn: it does not)."""
-    y, x = np.mgrid[0:64, 0:96].astype(np.float32)
-    background = np.stack([0.2 + 0.1 * np.sin(x / 9), 0.3 + 0.1 * np.cos(y / 7), 0.25 + 0 * x], -1)
-    keys = []
-    for index, (shape, colour) in enumerate([
-            ((abs(x - 30) < 10) & (abs(y - 30) < 10), (0.9, 0.2, 0.1)),
-            ((abs(x - 34) < 10) & (abs(y - 30) < 10), (0.9, 0.2, 0.1)),
-            ((x - 70) ** 2 + (y - 40) ** 2 < 12 ** 2, (0.1, 0.5, 0.95))]):
-        picture = np.where(shape[..., None], np.array(colour, np.float32), background)
-        keys.append(str(folder / f"key_{index}.png"))
-        write_image(keys[-1], picture, ImageFormat(".png", "uint8", 3))
-    return keys
 
 
 def test_auto_without_the_generative_model_is_key_motion_and_says_which_gaps_it_would_draw(tmp_path,

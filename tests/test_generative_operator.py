@@ -8,7 +8,7 @@ import bpy
 import pytest
 
 from conftest import FRAMEWEAVER, MODULE
-from helpers import Unchanged, add_key_strips, image_sequence, write_keyframes
+from helpers import Unchanged, add_key_strips, image_sequence, moved_then_redrawn, write_keyframes
 from nn.imageio import read_image
 from test_faults import gone, tree_state, wait_until
 from test_loop_operator import motion_mask, still
@@ -94,8 +94,6 @@ def test_cancel_mid_denoising_stops_the_worker_and_removes_partial_frames(fw, sc
 
 
 def test_auto_is_the_default_and_says_which_gaps_motion_does_not_explain(fw, scene, tmp_path, local_weights, capfd):
-    from test_generative import moved_then_redrawn
-
     strips = add_key_strips(scene, moved_then_redrawn(tmp_path), starts=[1, 4, 7])
     made = fw.generate_inbetweens(scene, strips=strips)  # the default model
     assert len(strip_files(made)) == 7

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import FRAMEWEAVER
-from helpers import add_key_strips, guide_mask, render_mask, write_keyframes
-from nn.loop.hints import rasterize_polygons
+from helpers import add_key_strips, guide_mask, rasterized, render_mask, write_keyframes
 
 compat = FRAMEWEAVER.operators.compat
 guides = FRAMEWEAVER.operators.guides
@@ -36,8 +35,8 @@ def test_guide_splines_follow_the_curves_blender_renders(scene, tmp_path):
         return int((filled & ~inside).sum() + (empty & inside).sum())
 
     line = guides.spline_line(mask.layers["blob"].splines[0], width, height)
-    assert misplaced(rasterize_polygons([line], width, height)) == 0
-    assert misplaced(rasterize_polygons([diamond], width, height)) > 100  # the control polygon is far off
+    assert misplaced(rasterized([line], width, height)) == 0
+    assert misplaced(rasterized([diamond], width, height)) > 100  # the control polygon is far off
 
 
 def keys_with_masks(scene, tmp_path, masks, starts=(1, 5, 9)):

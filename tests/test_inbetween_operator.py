@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import FRAMEWEAVER
-from helpers import add_key_strips, write_keyframes
+from helpers import add_key_strips, colour_strip, write_keyframes
 from nn.imageio import ImageFormat, read_image
 
 compat = FRAMEWEAVER.operators.compat
@@ -98,10 +98,7 @@ def assert_unchanged(scene, names_before, tmp_path):
 
 def test_wrong_strip_type_is_refused(scene, seq_ctx, tmp_path):
     add_key_strips(scene, write_keyframes(str(tmp_path)), starts=[1, 5])
-    length = {"length": 4} if bpy.app.version >= (4, 4) else {"frame_end": 5}  # 4.4 renamed the argument
-    color = compat.strips(scene.sequence_editor).new_effect(name="Solid", type="COLOR", channel=3, frame_start=1,
-                                                            **length)
-    color.select = True
+    colour_strip(scene, channel=3)
     before = strip_names(scene)
     with pytest.raises(RuntimeError, match="Only image strips can be keyframes; 'Solid' is a color strip"):
         run_operator(seq_ctx, scene)

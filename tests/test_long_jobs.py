@@ -7,7 +7,7 @@ import time
 
 import bpy
 
-from conftest import FRAMEWEAVER, MODULE
+from conftest import FRAMEWEAVER, WORKER_PYTHON
 from helpers import add_key_strips, write_keyframes
 from nn.imageio import ImageFormat
 from test_faults import fake_python
@@ -18,7 +18,7 @@ jobs = FRAMEWEAVER.operators.jobs
 def line_recording_worker(tmp_path, record):
     """A Worker Python that runs the real worker and records the longest line it printed (before 'done' goes on)."""
     return fake_python(tmp_path, f"""
-        worker = subprocess.Popen([{sys.executable!r}] + sys.argv[1:], stdout=subprocess.PIPE)
+        worker = subprocess.Popen([{WORKER_PYTHON!r}] + sys.argv[1:], stdout=subprocess.PIPE)
         longest = lines = 0
         for line in worker.stdout:
             longest, lines = max(longest, len(line)), lines + 1
@@ -31,17 +31,13 @@ def line_recording_worker(tmp_path, record):
         """)
 
 
-def test_twenty_thousand_inbetweens_make_their_strip_and_no_message_grows(fw, scene, tmp_path):
+def test_twenty_thousand_inbetweens_make_their_strip_and_no_message_grows(fw, scene, tmp_path, worker_python):
     record = tmp_path / "lines.json"
-    prefs = bpy.context.preferences.addons[MODULE].preferences
-    prefs.python_path = line_recording_worker(tmp_path, record)
+    worker_python(line_recording_worker(tmp_path, record))
     keys = write_keyframes(str(tmp_path), size=(4, 4), fmt=ImageFormat(".png", "uint8", 3))
     add_key_strips(scene, keys, starts=[1, 20_000])
     began = time.monotonic()
-    try:
-        strip = fw.generate_inbetweens(scene, model="blend", mode="COUNT", count=19_998)
-    finally:
-        prefs.python_path = ""
+    strip = fw.generate_inbetweens(scene, model="blend", mode="COUNT", count=19_998)
     seconds = time.monotonic() - began
     assert len(strip.elements) == 20_000
     assert strip.elements[-1].filename == "inbetween_20000.png"

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import FRAMEWEAVER
-from helpers import gradient_image, render_mask
+from helpers import gradient_image, rasterized, render_mask, with_torch
 from nn.imageio import ImageFormat, read_image, write_image
-from nn.loop.hints import rasterize_polygons
 
 compat = FRAMEWEAVER.operators.compat
 loop = FRAMEWEAVER.operators.loop
@@ -43,7 +42,7 @@ def test_mask_splines_land_where_blender_renders_them(scene, tmp_path):
     mask = motion_mask()
     rendered = render_mask(scene, mask, WIDTH, HEIGHT, str(tmp_path)) > 0.5
     polygons, strokes = loop.mask_splines(mask, WIDTH, HEIGHT)
-    ours = rasterize_polygons(polygons, WIDTH, HEIGHT) > 0.5
+    ours = rasterized(polygons, WIDTH, HEIGHT) > 0.5
     assert (ours != rendered).mean() < 0.02 and ours.sum() > 200
     assert strokes[0][0][0] < strokes[0][1][0]  # drawn left to right, read left to right
 
@@ -59,7 +58,7 @@ def test_animate_loop_makes_one_looping_strip(scene, seq_ctx, tmp_path):
     folder = bpy.path.abspath(strip.directory)
     frames = [read_image(os.path.join(folder, e.filename))[0] for e in strip.elements]
     polygons, _ = loop.mask_splines(bpy.data.masks["waves"], WIDTH, HEIGHT)
-    outside = rasterize_polygons(polygons, WIDTH, HEIGHT) == 0
+    outside = rasterized(polygons, WIDTH, HEIGHT) == 0
     outside[1:] &= outside[:-1]  # keep clear of the mask's edge pixels, which may take splats
     outside[:-1] &= outside[1:]
     for frame in frames:
@@ -103,7 +102,7 @@ def test_preview_motion_draws_arrows_and_makes_no_strip(scene, seq_ctx, tmp_path
     arrows = read_image(scene.frameweaver.loop_motion_preview)[0]
     changed = np.abs(arrows - pixels * 0.6).max(-1) > 0.05  # arrow pixels, against the dimmed still
     polygons, _ = loop.mask_splines(bpy.data.masks["waves"], WIDTH, HEIGHT)
-    region = rasterize_polygons(polygons, WIDTH, HEIGHT) > 0
+    region = rasterized(polygons, WIDTH, HEIGHT) > 0
     assert changed.any() and changed[region].sum() >= 0.8 * changed.sum()  # arrows only where things move
     assert [s.name for s in compat.all_strips(scene.sequence_editor)] == ["still"]
 
@@ -132,23 +131,11 @@ def test_hints_off_the_region_are_reported(scene, tmp_path, capsys):
     assert "1 of 2 hint segments lie outside the region that may move" in err and "outside the 96x64" not in err
 
 
-def rightward_model(path):
-    """A motion model whose field is +1 px/frame in x everywhere (its last conv is only a bias)."""
-    import torch
-
-    from nn.loop.motion_net import MotionPredictor, save_predictor
-
-    model = MotionPredictor(working_side=64)
-    with torch.no_grad():
-        model.exit.bias.copy_(torch.tensor([1.0, 0.0]))
-    save_predictor(model, str(path))
-
-
 def test_learned_motion_needs_no_strokes_and_stays_in_the_region(scene, seq_ctx, tmp_path):
     _, pixels = still(scene, str(tmp_path))
     mask = motion_mask()
     mask.layers[0].splines.remove(mask.layers[0].splines[1])  # the region only: the model gives the motion
-    rightward_model(tmp_path / "motion.safetensors")
+    with_torch("model_files.rightward_motion_model", str(tmp_path / "motion.safetensors"))
     with seq_ctx(scene):
         assert bpy.ops.sequencer.frameweaver_animate_loop(
             mask="waves", frames=3, speed=2.0, motion_source="LEARNED",
@@ -156,7 +143,7 @@ def test_learned_motion_needs_no_strokes_and_stays_in_the_region(scene, seq_ctx,
     strip = scene.sequence_editor.active_strip
     frames = [read_image(os.path.join(bpy.path.abspath(strip.directory), e.filename))[0] for e in strip.elements]
     polygons, _ = loop.mask_splines(mask, WIDTH, HEIGHT)
-    region = rasterize_polygons(polygons, WIDTH, HEIGHT) > 0
+    region = rasterized(polygons, WIDTH, HEIGHT) > 0
     far = ~region
     far[1:] &= far[:-1]
     far[:-1] &= far[1:]
@@ -274,7 +261,7 @@ def test_endless_and_layers_refusals_leave_scene_and_files_as_they_were(scene, t
     options = {"frames": 20, "endless": True}
     if case == "layers without a region":
         mask.layers[0].splines.remove(mask.layers[0].splines[0])  # the stroke only, and the model moves things
-        rightward_model(tmp_path / "motion.safetensors")
+        with_torch("model_files.rightward_motion_model", str(tmp_path / "motion.safetensors"))
         options = {"frames": 2, "layers": True, "motion_source": "LEARNED",
                    "motion_model": str(tmp_path / "motion.safetensors")}
     before = sorted(p.name for p in tmp_path.iterdir())

@@ -8,12 +8,10 @@ import os
 import bpy
 import numpy as np
 import pytest
-import torch
 
 from conftest import FRAMEWEAVER, SHARED, needs_shared
 from helpers import Unchanged, gradient_image, render_movie
 from nn.imageio import ImageFormat, read_image, write_image
-from nn.inbetween import cuts
 
 compat = FRAMEWEAVER.operators.compat
 inbetween = FRAMEWEAVER.operators.inbetween
@@ -145,6 +143,10 @@ def test_repeated_frames_are_timed_over(scene, seq_ctx, tmp_path):
 
 
 def test_cut_detection_on_synthetic_pictures():
+    import torch
+
+    from nn.inbetween import cuts
+
     view = lambda pixels: torch.from_numpy(pixels).permute(2, 0, 1)[None]  # noqa: E731
     a, moved = (cuts.thumbnail(view(gradient_image(72, 128, 3, shift=s))) for s in (0.0, 9.0))
     other = cuts.thumbnail(view(np.ascontiguousarray(1.0 - gradient_image(72, 128, 3)[::-1] * [0.3, 1.0, 0.5],
@@ -158,8 +160,13 @@ def test_cut_detection_on_synthetic_pictures():
 
 
 @needs_shared()
+@pytest.mark.torch
 def test_the_five_cuts_of_bikes_are_found_and_nothing_else(scene, tmp_path):
     """bikes.mp4 (640x272, 250 frames) has hard cuts after frames 29, 75, 136, 186 and 241."""
+    import torch
+
+    from nn.inbetween import cuts
+
     strip_io = FRAMEWEAVER.operators.strip_io
     movie = compat.strips(scene.sequence_editor).new_movie(
         name="bikes", filepath=str(SHARED / "data" / "video" / "bikes.mp4"), channel=1, frame_start=0)
@@ -172,6 +179,8 @@ def test_the_five_cuts_of_bikes_are_found_and_nothing_else(scene, tmp_path):
 
 
 def test_banded_warp_equals_whole_frame_warp(monkeypatch):
+    import torch
+
     from nn.motion import rife as models
 
     frames = [torch.from_numpy(gradient_image(50, 40, 4, shift=s)).permute(2, 0, 1)[None] for s in (0, 5)]
