@@ -24,3 +24,15 @@ def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
 
 def to_pixels(frame: torch.Tensor) -> np.ndarray:
     return frame[0].permute(1, 2, 0).float().cpu().numpy()  # (H, W, C)
+
+
+def premultiplied(image: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) with alpha last (C = 2 or 4): colour times alpha, so hidden colour weighs nothing when
+    frames are blended, warped or splatted."""
+    return torch.cat([image[:, :-1] * image[:, -1:], image[:, -1:]], 1)
+
+
+def straight(image: torch.Tensor) -> torch.Tensor:
+    """Back from ``premultiplied``; fully transparent pixels get colour 0."""
+    alpha = image[:, -1:]
+    return torch.cat([torch.where(alpha > 1e-6, image[:, :-1] / alpha.clamp(min=1e-6), 0.0), alpha], 1)

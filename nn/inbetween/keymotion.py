@@ -26,6 +26,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from ..frames import premultiplied, straight
 from ..motion.search import Mode, mutual_modes
 from ..motion.flow import auto_flow_scale, key_flows, length, motion_view
 from ..motion.splat import MIN_COVERAGE, fill_gaps, splat
@@ -314,10 +315,3 @@ def seen_difference(image_a: torch.Tensor, image_b: torch.Tensor, alpha: bool, i
     return (motion_view(a, is_float) - motion_view(b, is_float)).abs().mean(1, keepdim=True) * opaque
 
 
-def premultiplied(image: torch.Tensor) -> torch.Tensor:
-    return torch.cat([image[:, :3] * image[:, 3:4], image[:, 3:]], 1)
-
-
-def straight(image: torch.Tensor) -> torch.Tensor:
-    alpha = image[:, 3:4]
-    return torch.cat([torch.where(alpha > 1e-6, image[:, :3] / alpha.clamp(min=1e-6), 0.0).clamp(0.0, None), image[:, 3:]], 1)

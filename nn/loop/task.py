@@ -23,7 +23,7 @@ from .. import hub
 from ..farm import chunks
 from ..imageio import ImageFormat, read_image, write_image
 from ..motion.flow import length
-from ..frames import output_format, to_pixels, to_tensor
+from ..frames import output_format, premultiplied, straight, to_pixels, to_tensor
 from ..worker import TaskError
 from .appearance import LightChange
 from .endless import WINDOW, endless_motion
@@ -66,16 +66,6 @@ def fitted_mask(values: np.ndarray, name: str, width: int, height: int) -> np.nd
     resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None],
                             size=(height, width), mode="bilinear", align_corners=False)
     return resized[0, 0].numpy() > 0.5
-
-
-def premultiplied(image: torch.Tensor) -> torch.Tensor:
-    """(1, C, H, W) with alpha last (C = 2 or 4): colour times alpha, so hidden colour weighs nothing."""
-    return torch.cat([image[:, :-1] * image[:, -1:], image[:, -1:]], 1)
-
-
-def straight(image: torch.Tensor) -> torch.Tensor:
-    alpha = image[:, -1:]
-    return torch.cat([torch.where(alpha > 1e-6, image[:, :-1] / alpha.clamp(min=1e-6), 0.0), alpha], 1)
 
 
 def check_inputs(params: dict, width: int, height: int, channels: int) -> None:
