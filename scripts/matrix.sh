@@ -2,8 +2,9 @@
 # The first runs every test; the others run the tests that drive Blender (tests/conftest.py, marker `blender`).
 BPY_VERSIONS=(5.0.1 4.2.23 4.5.15 5.2.4)
 
-venv_for() {  # the virtual environment of a Blender version
-  if [ "$1" = "${BPY_VERSIONS[0]}" ]; then echo ".venv"; else echo ".venv-bpy-$1"; fi
+venv_for() {  # the virtual environment of a Blender version: in FRAMEWEAVER_VENVS (a folder), else here
+  local name=".venv-bpy-$1"; [ "$1" = "${BPY_VERSIONS[0]}" ] && name=".venv"
+  echo "${FRAMEWEAVER_VENVS:-$PWD}/$name"
 }
 
 python_for() {  # the Python a bpy wheel is built for; only 3.11 has the CPU torch wheel on local disk

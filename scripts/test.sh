@@ -16,7 +16,7 @@ logs=$(mktemp -d -t frameweaver-test-logs-XXXXXX)
 trap 'rm -rf "$logs"' EXIT
 main=${BPY_VERSIONS[0]}
 others=("${BPY_VERSIONS[@]:1}")
-worker_python="$PWD/$(venv_for "$main")/bin/python"
+worker_python="$(venv_for "$main")/bin/python"
 
 run_tests() {  # VERSION [pytest arguments]: one version's run, its output in $logs/VERSION, its exit code in $logs/VERSION.code
   local version=$1 blender_only=1 worker=""; shift
