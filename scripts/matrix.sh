@@ -10,3 +10,12 @@ venv_for() {  # the virtual environment of a Blender version: in FRAMEWEAVER_VEN
 python_for() {  # the Python a bpy wheel is built for; only 3.11 has the CPU torch wheel on local disk
   case "$1" in 4.*|5.0.*) echo "python3.11" ;; *) echo "python3.13" ;; esac
 }
+
+python_command() {  # how to run Python "pythonX.Y": from PATH, else a pyenv-installed one that no shim selects
+  if "$1" -c "" 2>/dev/null; then echo "$1"; return; fi
+  local candidate
+  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"${1#python}".*/bin/"$1"; do
+    [ -x "$candidate" ] && { echo "$candidate"; return; }
+  done
+  echo "$1"  # not found: creating the venv says so
+}
