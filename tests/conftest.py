@@ -170,7 +170,8 @@ def pytest_collection_modifyitems(config, items):
     kept, left_out = [], []
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        if "scene" in fixtures and "ray_cluster" not in fixtures:
+        parameters = item.callspec.params if hasattr(item, "callspec") else {}
+        if "scene" in fixtures and "scene" not in parameters and "ray_cluster" not in fixtures:
             item.add_marker(pytest.mark.blender)
         if (BLENDER_TESTS_ONLY and "blender" not in item.keywords) or (no_torch and "torch" in item.keywords):
             left_out.append(item)

@@ -169,15 +169,16 @@ def test_network_reproduces_original_merge(models, name):
 
 
 @needs_shared()
-@pytest.mark.parametrize("scene", SCENES)
+@pytest.mark.parametrize("middlebury_scene", SCENES)
 @pytest.mark.parametrize("name, t", CASES)
-def test_matches_reference_outputs_on_middlebury(models, name, t, scene):
+def test_matches_reference_outputs_on_middlebury(models, name, t, middlebury_scene):
     """The original's frames made elsewhere (../shared/weights/reference-outputs) on ../shared/data."""
-    data = SHARED / "data" / "interp" / "middlebury-other" / scene
+    data = SHARED / "data" / "interp" / "middlebury-other" / middlebury_scene
     img0, img1 = read_rgb(data / "frame10.png"), read_rgb(data / "frame11.png")
-    reference = read_rgb(SHARED / "weights" / "reference-outputs" / name / "middlebury-other" / f"{scene}_t{t:.2f}.png")
+    outputs = SHARED / "weights" / "reference-outputs" / name / "middlebury-other"
+    reference = read_rgb(outputs / f"{middlebury_scene}_t{t:.2f}.png")
     score = psnr(to_uint8(models(name)[0](img0, img1, t)), to_uint8(reference))
-    print(f"{name} t={t:.2f} {scene}: {score:.2f} dB")
+    print(f"{name} t={t:.2f} {middlebury_scene}: {score:.2f} dB")
     assert score >= MIN_PSNR_DB
 
 
