@@ -53,6 +53,11 @@ def right_handle(strip) -> int:
     return strip.right_handle if hasattr(strip, "right_handle") else strip.frame_final_end
 
 
+def content_start(strip) -> float:
+    """Timeline frame of the strip's first source frame, shown or not (``frame_start`` goes in Blender 6.0)."""
+    return strip.content_start if hasattr(strip, "content_start") else strip.frame_start
+
+
 def set_duration(strip, frames: int) -> None:
     if hasattr(strip, "duration"):
         strip.duration = frames

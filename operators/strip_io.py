@@ -83,7 +83,7 @@ class MovieDecode:
         source = strip.id_data
         element = strip.elements[0] if len(strip.elements) else None
         decode = cls(
-            movie=path, strip_start=round(strip.frame_start), first=compat.left_handle(strip),
+            movie=path, strip_start=round(compat.content_start(strip)), first=compat.left_handle(strip),
             end=compat.right_handle(strip), fps=source.render.fps, fps_base=source.render.fps_base,
             width=element.orig_width if element and element.orig_width else source.render.resolution_x,
             height=element.orig_height if element and element.orig_height else source.render.resolution_y,

@@ -123,8 +123,8 @@ def test_mask_keeps_the_original_outside(scene, seq_ctx, tmp_path):
     mask = np.zeros((*SIZE, 1), np.float32)
     mask[:, 32:] = 1.0
     write_image(str(tmp_path / "mask.png"), mask, ImageFormat(".png", "uint8", 1))
-    compat.strips(scene.sequence_editor).new_image(name="matte", filepath=str(tmp_path / "mask.png"), channel=4,
-                                                   frame_start=1).frame_final_duration = 5
+    compat.set_duration(compat.strips(scene.sequence_editor).new_image(
+        name="matte", filepath=str(tmp_path / "mask.png"), channel=4, frame_start=1), 5)
     assert run(seq_ctx, scene, mask="matte", seconds=2.0) == {"FINISHED"}
     pixels = styled(scene.sequence_editor.active_strip)[2][0]
     np.testing.assert_allclose(pixels[:, :30], frames[2][:, :30], atol=1 / 255 + 1e-6)
@@ -147,8 +147,8 @@ def test_bad_input_is_explained_and_changes_nothing(scene, seq_ctx, tmp_path, ca
     elif case == "mask size":
         painted_key(scene, str(tmp_path), frames[0], frame=5)
         write_image(str(tmp_path / "mask.png"), np.ones((10, 10, 1), np.float32), ImageFormat(".png", "uint8", 1))
-        compat.strips(scene.sequence_editor).new_image(name="matte", filepath=str(tmp_path / "mask.png"),
-                                                       channel=4, frame_start=5).frame_final_duration = 5
+        compat.set_duration(compat.strips(scene.sequence_editor).new_image(
+            name="matte", filepath=str(tmp_path / "mask.png"), channel=4, frame_start=5), 5)
         options["mask"] = "matte"
     elif case == "not footage":
         painted_key(scene, str(tmp_path), frames[0], frame=5)
