@@ -46,7 +46,19 @@ for index in "${!others[@]}"; do
   cat "$logs/setup-${others[$index]}"
 done
 echo "=== tests on bpy ${others[*]} (the tests that drive Blender), side by side"
-for version in "${others[@]}"; do run_tests "$version" "$@" & done
+runs=()
+for version in "${others[@]}"; do run_tests "$version" "$@" & runs+=($!); done
+seconds=0
+while kill -0 "${runs[@]}" 2>/dev/null; do  # a line a minute while any runs; their output follows at the end
+  sleep 5; seconds=$((seconds + 5))
+  [ $((seconds % 60)) -eq 0 ] || continue
+  line="... ${seconds} s:"
+  for version in "${others[@]}"; do
+    finished=$(grep -E '^[.FEsxX]+( +\[ *[0-9]+%\])?$' "$logs/$version" 2>/dev/null | tr -cd '.FEsxX' | wc -c || true)
+    line+=" bpy $version ${finished:-0} tests done;"
+  done
+  echo "$line"
+done
 wait
 
 status=0
