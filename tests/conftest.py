@@ -34,6 +34,7 @@ WORKER_PYTHON_SETTING = os.environ.get("FRAMEWEAVER_TEST_WORKER_PYTHON", "")
 WORKER_PYTHON = WORKER_PYTHON_SETTING or sys.executable
 # Set by scripts/test.sh on the Blender versions beside the main one: only the tests that drive Blender run.
 BLENDER_TESTS_ONLY = os.environ.get("FRAMEWEAVER_TEST_BLENDER_ONLY") == "1"
+TORCH_HERE = importlib.util.find_spec("torch") is not None  # False in the Blender-only (Python 3.13) environments
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +107,7 @@ def ray_cluster(tmp_path_factory):
 def cuda_available() -> bool:
     """False where torch is absent too: the Blender-only environments of the matrix (scripts/test.sh) run
     their workers in another Python, as a studio's Worker Python preference does."""
-    if importlib.util.find_spec("torch") is None:
+    if not TORCH_HERE:
         return False
     import torch
 
@@ -121,7 +122,7 @@ def pytest_make_collect_report(collector):
     """Where the test's Python has no torch (bpy 5.1+), a module that imports it at the top is left out, and
     named at the end; its Blender tests run on the other Blender versions. Anywhere else it is an error."""
     report = yield
-    if (report.failed and isinstance(collector, pytest.Module) and importlib.util.find_spec("torch") is None
+    if (report.failed and isinstance(collector, pytest.Module) and not TORCH_HERE
             and "No module named 'torch'" in str(report.longrepr)):
         LEFT_OUT_WITHOUT_TORCH.append(collector.nodeid)
         return pytest.CollectReport(report.nodeid, "passed", None, [])
@@ -166,14 +167,13 @@ def pytest_collection_modifyitems(config, items):
 
     ``gpu`` tests need CUDA and ``shared`` tests ../shared/data; without them they are skipped, never failed."""
     missing = {"gpu": not cuda_available(), "shared": not (SHARED / "data").is_dir()}
-    no_torch = importlib.util.find_spec("torch") is None
     kept, left_out = [], []
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         parameters = item.callspec.params if hasattr(item, "callspec") else {}
         if "scene" in fixtures and "scene" not in parameters and "ray_cluster" not in fixtures:
             item.add_marker(pytest.mark.blender)
-        if (BLENDER_TESTS_ONLY and "blender" not in item.keywords) or (no_torch and "torch" in item.keywords):
+        if (BLENDER_TESTS_ONLY and "blender" not in item.keywords) or (not TORCH_HERE and "torch" in item.keywords):
             left_out.append(item)
         else:
             kept.append(item)

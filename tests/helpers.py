@@ -1,5 +1,5 @@
 """Small builders shared by the tests: keyframe images, strips, movies and guide Masks."""
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -195,10 +195,10 @@ def with_torch(name: str, *args):
     """``module.function(*args)`` where torch is: in this process, or, where Blender's Python has none
     (bpy 5.1+ in scripts/test.sh), in the Python that runs the workers. The module is one without bpy
     (in nn/, or tests/model_files.py); the arguments and result are plain JSON data, or the result a numpy array."""
+    from conftest import ROOT, TORCH_HERE, WORKER_PYTHON
     module, function = name.rsplit(".", 1)
-    if importlib.util.find_spec("torch"):
+    if TORCH_HERE:
         return getattr(importlib.import_module(module), function)(*args)
-    from conftest import ROOT, WORKER_PYTHON
     with tempfile.TemporaryDirectory(prefix="frameweaver-with-torch-") as folder:
         result, arguments = os.path.join(folder, "result"), os.path.join(folder, "arguments.json")
         with open(arguments, "w") as file:
