@@ -11,6 +11,10 @@ python_for() {  # the Python a bpy wheel is built for; only 3.11 has the CPU tor
   case "$1" in 4.*|5.0.*) echo "python3.11" ;; *) echo "python3.13" ;; esac
 }
 
+has_torch() {  # whether a Blender version's venv gets torch; without, its workers run in the first version's
+  [ "$(python_for "$1")" = python3.11 ]
+}
+
 python_command() {  # how to run Python "pythonX.Y": from PATH, else a pyenv-installed one that no shim selects
   if "$1" -c "" 2>/dev/null; then echo "$1"; return; fi
   local candidate

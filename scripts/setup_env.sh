@@ -11,7 +11,7 @@ VENV="${2:-.venv}"
 TEST_TOOLS=("pytest>=8" "hypothesis>=6.150")  # hypothesis: the fuzz tests of every public number (tests/test_fuzz.py)
 source "$(dirname "$0")/matrix.sh"
 PYTHON="${PYTHON:-$(python_command "$(python_for "$BPY_VERSION")")}"
-BLENDER_ONLY=0; [ "$(python_for "$BPY_VERSION")" = python3.11 ] || BLENDER_ONLY=1
+BLENDER_ONLY=0; has_torch "$BPY_VERSION" || BLENDER_ONLY=1
 # torch is pinned: CI machines find this CPU wheel on local disk; an unpinned torch pulls GBs of CUDA packages.
 # ray[default] runs farm jobs (nn/farm): the tests start a real two-node cluster on 127.0.0.1.
 PACKAGES=("bpy==${BPY_VERSION}" "torch==2.13.0" "safetensors>=0.4" "huggingface-hub>=0.24" "${TEST_TOOLS[@]}"

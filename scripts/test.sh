@@ -21,7 +21,7 @@ worker_python="$(venv_for "$main")/bin/python"
 run_tests() {  # VERSION [pytest arguments]: one version's run, its output in $logs/VERSION, its exit code in $logs/VERSION.code
   local version=$1 blender_only=1 worker=""; shift
   [ "$version" = "$main" ] && blender_only=0
-  [ "$(python_for "$version")" = python3.11 ] || worker="$worker_python"  # no torch of its own
+  has_torch "$version" || worker="$worker_python"
   set +e
   FRAMEWEAVER_TEST_BLENDER_ONLY="$blender_only" FRAMEWEAVER_TEST_WORKER_PYTHON="$worker" \
     "$(venv_for "$version")/bin/python" -m pytest tests -q -p no:cacheprovider "$@" > "$logs/$version" 2>&1
